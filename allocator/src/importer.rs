@@ -1,0 +1,61 @@
+//! The trait a device backend implements to take part in an allocation.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::os::fd::OwnedFd;
+
+use crate::{Buffer, BufferRequest, Constraints, Error, Layout, MergedConstraints, Result};
+
+/// A device that will import (or must export) a buffer: a KMS display, a render GPU, a V4L2
+/// camera, decoder or encoder.
+pub trait Importer: Send + Sync + Debug {
+    /// Human-readable device name used in plans and errors, e.g. `vkms (/dev/dri/card1)`.
+    fn name(&self) -> &str;
+
+    /// What this device requires of a buffer for `request`. A device that cannot handle the
+    /// request at all returns [`Error::Unsupported`].
+    fn constraints(&self, request: &BufferRequest) -> Result<Constraints>;
+
+    /// Imports `buffer` into the device. The returned handle keeps the device's reference (GEM
+    /// handle, framebuffer, V4L2 plane) and releases it on drop; it also keeps `buffer` alive.
+    fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>>;
+
+    /// Allocates the buffer on the device itself and exports it as a dma-buf. Only devices
+    /// whose constraints say `can_export` implement it; `merged` are the constraints of every
+    /// device taking part.
+    fn export(&self, request: &BufferRequest, merged: &MergedConstraints) -> Result<Exported> {
+        let _ = merged;
+        Err(Error::Unsupported {
+            device: self.name().to_owned(),
+            kind: crate::ConstraintKind::Import,
+            detail: format!("cannot allocate {:?} itself", request.kind),
+        })
+    }
+}
+
+/// A device's reference to an imported buffer. Dropping it releases the reference.
+pub trait Imported: Send + Sync + Debug {
+    /// The device holding the import.
+    fn device(&self) -> &str;
+    /// Access to the backend's concrete import type.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A buffer a device allocated on itself and exported as a dma-buf.
+#[derive(Debug)]
+pub struct Exported {
+    /// The dma-buf.
+    pub fd: OwnedFd,
+    /// How the device laid the planes out (its own pitch, its own size).
+    pub layout: Layout,
+    /// Device-side object that must outlive the dma-buf's users in this process (e.g. a GBM bo),
+    /// dropped with the buffer.
+    pub keepalive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl dyn Imported {
+    /// Downcasts to a backend's concrete import type.
+    pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
+        self.as_any().downcast_ref::<T>()
+    }
+}

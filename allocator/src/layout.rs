@@ -1,0 +1,51 @@
+//! Planes, strides, offsets and total size of a buffer.
+
+use crate::{BufferKind, Fourcc, MergedConstraints, Modifier, Result};
+
+/// One plane of a buffer inside its dma-buf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PlaneLayout {
+    /// Byte offset of the plane in the dma-buf.
+    pub offset: u64,
+    /// Bytes per row.
+    pub stride: u64,
+    /// Bytes the plane occupies (stride × padded rows).
+    pub size: u64,
+}
+
+/// The full layout of a buffer: what an importer needs besides the fd.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Layout {
+    /// Pixel format; `None` for a blob.
+    #[serde(serialize_with = "serialize_fourcc")]
+    pub fourcc: Option<Fourcc>,
+    /// Width in pixels (0 for a blob).
+    pub width: u32,
+    /// Height in pixels (0 for a blob).
+    pub height: u32,
+    /// Modifier of the layout.
+    pub modifier: Modifier,
+    /// Planes, in format order.
+    pub planes: Vec<PlaneLayout>,
+    /// Total size of the dma-buf in bytes.
+    pub size: u64,
+}
+
+fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S::Ok, S::Error> {
+    match f {
+        Some(f) => s.serialize_str(&f.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Layout {
+    /// Computes the layout of `kind` that satisfies every merged constraint (alignments,
+    /// per-plane minimum strides and sizes, maxima), with overflow-checked arithmetic.
+    pub fn compute(
+        kind: &BufferKind,
+        modifier: Modifier,
+        merged: &MergedConstraints,
+    ) -> Result<Layout> {
+        crate::format::compute_layout(kind, modifier, merged)
+    }
+}

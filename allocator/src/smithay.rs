@@ -1,0 +1,2 @@
+//! Interop with smithay 0.7: cenalloc buffers as smithay `Dmabuf`s, cenalloc as a smithay
+//! `Allocator`.

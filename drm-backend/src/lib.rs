@@ -1,0 +1,1 @@
+//! DRM devices (KMS displays, render GPUs) as cenalloc importers and exporters.

@@ -1,0 +1,1 @@
+//! Helpers for the device tests that run inside the QEMU guest.
