@@ -1,1 +1,65 @@
-fn main() {}
+//! cenalloc's developer tasks. Run as `cargo xtask <task>`:
+//!
+//! - `setup`: install missing Debian packages and build (or reuse) the guest kernel.
+//! - `vm [--timeout S] [--no-gpu] [--append ARGS] -- CMD...`: run CMD in a QEMU guest with real
+//!   DRM, V4L2 and dma-heap devices; exit with CMD's status.
+//! - `test`: host tests, then the device tests inside the guest; prints `N passed, N failed`.
+//! - `demo`: the main job: boot the guest and show what cenalloc sees and decides.
+
+mod demo;
+mod kernel;
+mod packages;
+mod process;
+mod test;
+mod vm;
+
+use std::process::ExitCode;
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: cargo xtask <setup|vm|test|demo>\n\
+         \n  setup                      install packages, build/reuse the guest kernel\
+         \n  vm [--timeout S] [--no-gpu] [--append ARGS] -- CMD...\
+         \n                             run CMD in the guest, exit with its status\
+         \n  test                       host tests + guest device tests\
+         \n  demo                       boot the guest and show cenalloc at work"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        return usage();
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "setup" => kernel::setup().map(|_| 0),
+        "vm" => vm::main(rest),
+        "test" => test::main(rest),
+        "demo" => demo::main(rest),
+        "-h" | "--help" | "help" => return usage(),
+        other => {
+            eprintln!("xtask: unknown task {other:?}");
+            return usage();
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Errors of xtask are messages for a person.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// The workspace root (parent of xtask/).
+pub fn workspace_root() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    dir.parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
