@@ -33,7 +33,10 @@ mount --bind /mnt "$CENALLOC_VM_SHARE"
 c="$CENALLOC_VM_SHARE/$ctl"
 mkdir -p /run/user/0 && chmod 0700 /run/user/0
 echo booted > "$c/booted"
+echo "cenalloc-guest: booted; running the command in $CENALLOC_VM_CWD" > /dev/console
 cd "$CENALLOC_VM_CWD" || { echo 125 > "$c/status"; poweroff; }
 sh "$c/run.sh" > "$c/output" 2>&1
-echo $? > "$c/status.tmp" && mv "$c/status.tmp" "$c/status"
+status=$?
+echo "cenalloc-guest: the command exited with status $status" > /dev/console
+echo $status > "$c/status.tmp" && mv "$c/status.tmp" "$c/status"
 poweroff

@@ -28,7 +28,7 @@ pub fn udmabuf_alloc(len: u64) -> std::io::Result<OwnedFd> {
 /// Maps the dma-buf, writes `pattern(i)` at every byte, unmaps, maps again and checks it.
 pub fn write_and_verify(fd: &OwnedFd, len: usize, pattern: impl Fn(usize) -> u8) -> bool {
     {
-        let mut map = sys::Mapping::new(fd.as_fd(), len).expect("mmap for writing");
+        let map = sys::Mapping::new(fd.as_fd(), len).expect("mmap for writing");
         for (i, b) in map.bytes_mut().iter_mut().enumerate() {
             *b = pattern(i);
         }
