@@ -46,6 +46,7 @@ pub struct Outcome {
     /// The command's exit status; `None` if the guest never reported one.
     pub status: Option<i32>,
     /// The command's combined stdout and stderr.
+    #[allow(dead_code)]
     pub output: String,
     /// True if the guest was killed at the timeout.
     pub timed_out: bool,
