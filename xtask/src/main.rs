@@ -5,7 +5,9 @@
 //!   DRM, V4L2 and dma-heap devices; exit with CMD's status.
 //! - `test`: host tests, then the device tests inside the guest; prints `N passed, N failed`.
 //! - `demo`: the main job: boot the guest and show what cenalloc sees and decides.
+//! - `bench`: benchmarks in the guest; table and JSON in `target/bench/`.
 
+mod bench;
 mod demo;
 mod kernel;
 mod packages;
@@ -22,7 +24,8 @@ fn usage() -> ExitCode {
          \n  vm [--timeout S] [--no-gpu] [--append ARGS] -- CMD...\
          \n                             run CMD in the guest, exit with its status\
          \n  test                       host tests + guest device tests\
-         \n  demo                       boot the guest and show cenalloc at work"
+         \n  demo                       boot the guest and show cenalloc at work\
+         \n  bench                      benchmarks in the guest (target/bench/)"
     );
     ExitCode::from(2)
 }
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         "vm" => vm::main(rest),
         "test" => test::main(rest),
         "demo" => demo::main(rest),
+        "bench" => bench::main(rest),
         "-h" | "--help" | "help" => return usage(),
         other => {
             eprintln!("xtask: unknown task {other:?}");

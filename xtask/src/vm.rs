@@ -45,9 +45,6 @@ impl Default for VmOptions {
 pub struct Outcome {
     /// The command's exit status; `None` if the guest never reported one.
     pub status: Option<i32>,
-    /// The command's combined stdout and stderr.
-    #[allow(dead_code)]
-    pub output: String,
     /// True if the guest was killed at the timeout.
     pub timed_out: bool,
     /// The guest console (kernel messages).
@@ -207,10 +204,10 @@ pub fn run(kernel: &Kernel, opts: &VmOptions, cwd: &Path, cmd: &[String]) -> Res
     match boot(kernel, opts, &init_s, &ctl_name, &ctl, Accel::Tcg)? {
         Boot::Ran(outcome) => finish(outcome, &ctl),
         Boot::NoBoot(why) => {
-            let console = std::fs::read_to_string(ctl.join("console.log")).unwrap_or_default();
+            let mut console = std::fs::read_to_string(ctl.join("console.log")).unwrap_or_default();
+            console.push_str(&format!("\n{why}"));
             Ok(Outcome {
                 status: None,
-                output: why,
                 timed_out: false,
                 console,
             })
@@ -326,12 +323,11 @@ fn boot(
     let started = Instant::now();
     let boot_deadline = Duration::from_secs(40);
     let mut printed = 0u64;
-    let mut output = Vec::new();
     let mut timed_out = false;
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let booted = ctl.join("booted").exists();
-        printed = drain(&ctl.join("output"), printed, &mut output, opts.stream);
+        printed = drain(&ctl.join("output"), printed, opts.stream);
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             if !booted && accel == Accel::Kvm {
                 return Ok(Boot::NoBoot(format!(
@@ -353,7 +349,7 @@ fn boot(
             break;
         }
     }
-    drain(&ctl.join("output"), printed, &mut output, opts.stream);
+    drain(&ctl.join("output"), printed, opts.stream);
     let status = std::fs::read_to_string(ctl.join("status"))
         .ok()
         .and_then(|s| s.trim().parse().ok());
@@ -364,7 +360,6 @@ fn boot(
     }
     Ok(Boot::Ran(Outcome {
         status: if timed_out { None } else { status },
-        output: String::from_utf8_lossy(&output).into_owned(),
         timed_out,
         console,
     }))
@@ -382,8 +377,8 @@ fn stderr_of(child: &mut Child) -> String {
     }
 }
 
-/// Appends what `path` gained since `from` to `sink` (and stdout); returns the new offset.
-fn drain(path: &Path, from: u64, sink: &mut Vec<u8>, stream: bool) -> u64 {
+/// Prints what `path` gained since `from` (if `stream`); returns the new offset.
+fn drain(path: &Path, from: u64, stream: bool) -> u64 {
     let Ok(mut f) = std::fs::File::open(path) else {
         return from;
     };
@@ -399,6 +394,5 @@ fn drain(path: &Path, from: u64, sink: &mut Vec<u8>, stream: bool) -> u64 {
         let _ = out.write_all(&buf);
         let _ = out.flush();
     }
-    sink.extend_from_slice(&buf);
     from + buf.len() as u64
 }
