@@ -1,8 +1,15 @@
 //! The entry point: memory sources found on the system, planning and allocation.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{MemorySource, UnavailableSource};
+use crate::plan::choose_source;
+use crate::source::{discover, SystemRoot};
+use crate::{
+    merge, Buffer, BufferKind, BufferRequest, Constraints, Error, Importer, Layout, MemorySource,
+    Modifier, PendingBuffer, Plan, Result, SharedBuffer, SourceChoice, SourceKind,
+    SourceProperties, UnavailableSource,
+};
 
 /// Knows the memory sources of the system and turns requests into buffers.
 #[derive(Debug, Clone)]
@@ -11,14 +18,333 @@ pub struct Allocator {
     unavailable: Vec<UnavailableSource>,
 }
 
+impl Default for Allocator {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Allocator {
+    /// Discovers the memory sources of this system: every heap in `/dev/dma_heap` and
+    /// `/dev/udmabuf`. Nodes that exist but cannot be opened are listed in
+    /// [`Allocator::unavailable`] with the fix.
+    pub fn new() -> Self {
+        Self::with_root(SystemRoot::real().0)
+    }
+
+    /// Discovers sources below `root` instead of `/` (`root/dev/dma_heap`, `root/dev/udmabuf`,
+    /// `root/sys/...`, `root/proc/...`); for tests.
+    pub fn with_root(root: impl Into<PathBuf>) -> Self {
+        let (sources, unavailable) = discover(&SystemRoot(root.into()));
+        for s in &sources {
+            log::debug!(
+                "memory source {} ({:?}): {:?}",
+                s.name(),
+                s.kind(),
+                s.properties()
+            );
+        }
+        Allocator {
+            sources,
+            unavailable,
+        }
+    }
+
+    /// An allocator over exactly these sources (explicit heaps, or mocks in tests).
+    pub fn from_sources(sources: Vec<Arc<dyn MemorySource>>) -> Self {
+        Allocator {
+            sources,
+            unavailable: Vec::new(),
+        }
+    }
+
     /// The memory sources in use.
     pub fn sources(&self) -> &[Arc<dyn MemorySource>] {
         &self.sources
     }
 
+    /// The source called `name`, if any.
+    pub fn source(&self, name: &str) -> Option<&Arc<dyn MemorySource>> {
+        self.sources.iter().find(|s| s.name() == name)
+    }
+
     /// Sources that exist but cannot be used, with the reason and the fix.
     pub fn unavailable(&self) -> &[UnavailableSource] {
         &self.unavailable
+    }
+
+    /// Starts a delayed allocation: attach devices to the returned buffer, then realize it.
+    pub fn describe(&self, request: BufferRequest) -> PendingBuffer {
+        PendingBuffer::new(self.clone(), request)
+    }
+
+    /// Decides, without allocating, how `request` shared by `importers` would be allocated:
+    /// merged constraints, source, layout, and the reasons.
+    pub fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Result<Plan> {
+        self.plan_inner(request, importers, None)
+    }
+
+    /// Like [`Allocator::plan`], but allocates from the source named `source_name` (e.g. an
+    /// explicit-only heap); fails if that source does not satisfy the merged constraints.
+    pub fn plan_with_source(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+        source_name: &str,
+    ) -> Result<Plan> {
+        self.plan_inner(request, importers, Some(source_name))
+    }
+
+    fn plan_inner(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+        only: Option<&str>,
+    ) -> Result<Plan> {
+        crate::merge::validate_request(request)?;
+        let mut constraints: Vec<Constraints> = Vec::with_capacity(importers.len());
+        for imp in importers {
+            constraints.push(imp.constraints(request)?);
+        }
+        let merged = merge(
+            request,
+            importers.iter().map(|i| i.name()).zip(constraints.iter()),
+        )?;
+        let c = &merged.constraints;
+        let mut reasons = merged.reasons.clone();
+
+        // A device that cannot import must allocate the buffer itself.
+        if let Some(&i) = merged.must_export.first() {
+            if only.is_some() {
+                return Err(Error::NoSource {
+                    reasons: vec![format!(
+                        "{}: {} cannot import, so it must allocate the buffer itself",
+                        only.unwrap_or_default(),
+                        merged.devices[i]
+                    )],
+                });
+            }
+            return self.device_plan(request, importers, merged, i, reasons, "it cannot import foreign dma-bufs, so it allocates the buffer and every other device imports it".into());
+        }
+
+        // Memory sources give linear layouts only.
+        if !c.modifiers.contains(&Modifier::LINEAR) {
+            if let Some(&i) = merged.can_export.first() {
+                let why = format!(
+                    "the devices agree only on modifiers {:?}, which only a device can lay out",
+                    c.modifiers
+                );
+                return self.device_plan(request, importers, merged, i, reasons, why);
+            }
+            return Err(Error::NoSource {
+                reasons: vec![format!(
+                    "memory sources give LINEAR layouts only; the devices agree on {:?} and none can allocate itself",
+                    c.modifiers
+                )],
+            });
+        }
+        reasons.push(if c.modifiers.len() > 1 {
+            format!(
+                "modifier LINEAR: heaps and udmabuf give linear layouts (devices also accept {:?})",
+                c.modifiers
+            )
+        } else {
+            "modifier LINEAR: the only one every device accepts".to_owned()
+        });
+        let layout = Layout::compute(&request.kind, Modifier::LINEAR, &merged)?;
+        let decision = choose_source(&self.sources, &merged, layout.size, only);
+        let Some(source) = decision.chosen else {
+            if only.is_none() {
+                if let Some(&i) = merged.can_export.first() {
+                    let why = format!(
+                        "no memory source satisfies every device ({})",
+                        decision.rejected.join("; ")
+                    );
+                    return self.device_plan(request, importers, merged, i, reasons, why);
+                }
+            }
+            return Err(Error::NoSource {
+                reasons: decision.rejected,
+            });
+        };
+        reasons.extend(decision.reasons);
+        reasons.push(layout_sentence(&layout));
+        Ok(Plan {
+            request: request.clone(),
+            source: SourceChoice {
+                kind: source.kind(),
+                name: source.name().to_owned(),
+                path: source.path().map(|p| p.to_owned()),
+            },
+            source_properties: source.properties().clone(),
+            exporter: None,
+            size: layout.size,
+            modifier: layout.modifier,
+            layout,
+            merged,
+            reasons,
+        })
+    }
+
+    fn device_plan(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+        merged: crate::MergedConstraints,
+        exporter: usize,
+        mut reasons: Vec<String>,
+        why: String,
+    ) -> Result<Plan> {
+        let modifier = merged.constraints.modifiers[0];
+        let layout = Layout::compute(&request.kind, modifier, &merged)?;
+        let name = importers[exporter].name().to_owned();
+        reasons.push(format!("source {name}: {why}"));
+        reasons.push(format!(
+            "modifier {modifier}: the first every device accepts, in {}'s order of preference",
+            merged.devices.first().cloned().unwrap_or_default()
+        ));
+        reasons.push(format!(
+            "{} (estimate; {name} lays the buffer out itself)",
+            layout_sentence(&layout)
+        ));
+        let c = &merged.constraints;
+        Ok(Plan {
+            request: request.clone(),
+            source: SourceChoice {
+                kind: SourceKind::Device,
+                name,
+                path: None,
+            },
+            source_properties: SourceProperties {
+                contiguous: c.contiguous,
+                max_contiguous: None,
+                cache: c.cache,
+                max_address: c.dma_addr_limit,
+                protected: c.protected,
+                scarce: false,
+                explicit_only: false,
+            },
+            exporter: Some(exporter),
+            size: layout.size,
+            modifier,
+            layout,
+            merged,
+            reasons,
+        })
+    }
+
+    /// Allocates the buffer `plan` describes (from its memory source, or by asking the
+    /// exporting device) and names it. `importers` must be the ones the plan was made for.
+    pub fn allocate(&self, plan: &Plan, importers: &[Arc<dyn Importer>]) -> Result<Buffer> {
+        let mut buffer = if let Some(i) = plan.exporter {
+            let exporter = importers.get(i).ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "the plan's exporter #{i} is not among the {} importers given",
+                    importers.len()
+                ))
+            })?;
+            let exported = exporter.export(&plan.request, &plan.merged)?;
+            let (got, want) = (&exported.layout, &plan.layout);
+            if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
+                return Err(Error::Incompatible {
+                    device: exporter.name().to_owned(),
+                    kind: crate::ConstraintKind::Format,
+                    reason: format!(
+                        "it exported {:?} {}x{}, the request is {:?} {}x{}",
+                        got.fourcc.map(crate::format::fourcc_name),
+                        got.width,
+                        got.height,
+                        want.fourcc.map(crate::format::fourcc_name),
+                        want.width,
+                        want.height
+                    ),
+                });
+            }
+            exported
+                .layout
+                .check(&plan.merged.constraints)
+                .map_err(|(kind, reason)| Error::Incompatible {
+                    device: exporter.name().to_owned(),
+                    kind,
+                    reason: format!("its exported layout does not suit every device: {reason}"),
+                })?;
+            Buffer::with_keepalive(
+                exported.fd,
+                exported.layout,
+                plan.source.clone(),
+                exported.keepalive,
+            )?
+        } else {
+            let source = self
+                .source(&plan.source.name)
+                .ok_or_else(|| Error::NoSource {
+                    reasons: vec![format!(
+                        "{}: not a source of this allocator",
+                        plan.source.name
+                    )],
+                })?;
+            let fd = source.allocate(plan.size)?;
+            Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone(), None)
+        };
+        buffer.set_source_properties(plan.source_properties.clone());
+        let name = plan
+            .request
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(plan));
+        if let Err(e) = buffer.set_name(&name) {
+            log::debug!("could not name the buffer {name:?}: {e}");
+        }
+        Ok(buffer)
+    }
+
+    /// Plans, allocates once and imports the buffer into every importer. If any import fails,
+    /// the imports already made are released and the error names the device.
+    pub fn allocate_and_import(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<SharedBuffer> {
+        let plan = self.plan(request, importers)?;
+        self.realize_plan(plan, importers)
+    }
+
+    /// Allocates the buffer of an existing plan and imports it into every importer.
+    pub fn realize_plan(
+        &self,
+        plan: Plan,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<SharedBuffer> {
+        let buffer = self.allocate(&plan, importers)?;
+        let imports = crate::shared::import_all(&buffer, importers)?;
+        Ok(SharedBuffer::new(buffer, imports, importers.to_vec(), plan))
+    }
+}
+
+fn layout_sentence(layout: &Layout) -> String {
+    let planes: Vec<String> = layout
+        .planes
+        .iter()
+        .map(|p| format!("offset {} stride {}", p.offset, p.stride))
+        .collect();
+    format!(
+        "layout: {} bytes, planes [{}]",
+        layout.size,
+        planes.join("; ")
+    )
+}
+
+/// A descriptive dma-buf name (the kernel keeps 31 bytes): `cenalloc NV12 1920x1080`.
+fn default_name(plan: &Plan) -> String {
+    match plan.request.kind {
+        BufferKind::Image {
+            width,
+            height,
+            fourcc,
+        } => format!(
+            "cenalloc {} {width}x{height}",
+            crate::format::fourcc_name(fourcc)
+        ),
+        BufferKind::Blob { size } => format!("cenalloc blob {size}"),
     }
 }

@@ -2,10 +2,11 @@
 
 use std::any::Any;
 use std::fmt;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
-use crate::{Layout, Result, SourceChoice};
+use crate::sys::{self, MmapRegion};
+use crate::{Error, Layout, Result, SourceChoice, SourceProperties};
 
 /// A dma-buf with its layout. Cloning is cheap and shares the same dma-buf; the memory lives
 /// as long as any clone or any import of it.
@@ -18,6 +19,7 @@ struct Inner {
     fd: OwnedFd,
     layout: Layout,
     source: SourceChoice,
+    properties: Option<SourceProperties>,
     _keepalive: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -45,9 +47,82 @@ pub enum CpuAccess {
 /// A CPU mapping of a whole buffer, bracketed by DMA_BUF_IOCTL_SYNC start/end.
 pub struct Mapping<'a> {
     buffer: &'a Buffer,
-    ptr: *mut u8,
-    len: usize,
+    region: MmapRegion,
     access: CpuAccess,
+}
+
+impl fmt::Debug for Mapping<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mapping")
+            .field("buffer", &self.buffer.inner.fd)
+            .field("len", &self.region.len())
+            .field("access", &self.access)
+            .finish()
+    }
+}
+
+impl CpuAccess {
+    fn sync_direction(self) -> u64 {
+        match self {
+            CpuAccess::Read => sys::SYNC_READ,
+            CpuAccess::Write => sys::SYNC_WRITE,
+            CpuAccess::ReadWrite => sys::SYNC_READ | sys::SYNC_WRITE,
+        }
+    }
+}
+
+/// Which accesses a sync_file export or import concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceAccess {
+    /// Readers (a sync_file that signals when writes are done / a reader's fence).
+    Read,
+    /// Writers (signals when all access is done / a writer's fence).
+    Write,
+    /// Both.
+    ReadWrite,
+}
+
+impl FenceAccess {
+    fn flags(self) -> u32 {
+        (match self {
+            FenceAccess::Read => sys::SYNC_READ,
+            FenceAccess::Write => sys::SYNC_WRITE,
+            FenceAccess::ReadWrite => sys::SYNC_READ | sys::SYNC_WRITE,
+        }) as u32
+    }
+}
+
+/// Checks that `fd` is a dma-buf: its /proc/self/fd link names the dma-buf file system, or
+/// its /proc/self/fdinfo has the `exp_name:` line only dma-bufs print.
+pub fn check_dmabuf(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
+    let raw = fd.as_raw_fd();
+    let not = |reason: String| Error::NotDmabuf {
+        what: what.to_owned(),
+        reason,
+    };
+    let stat = rustix::fs::fstat(fd).map_err(|e| not(format!("fstat failed: {e}")))?;
+    let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    if matches!(
+        file_type,
+        rustix::fs::FileType::Directory | rustix::fs::FileType::Socket | rustix::fs::FileType::Fifo
+    ) {
+        return Err(not(format!("it is a {file_type:?}")));
+    }
+    let link = std::fs::read_link(format!("/proc/self/fd/{raw}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if link.starts_with("/dmabuf:") || link.starts_with("anon_inode:dmabuf") {
+        return Ok(());
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}")).unwrap_or_default();
+    if fdinfo.lines().any(|l| l.starts_with("exp_name:")) {
+        return Ok(());
+    }
+    Err(not(if link.is_empty() {
+        "it has no dma-buf exporter (no exp_name in fdinfo)".to_owned()
+    } else {
+        format!("it refers to {link}, not a dma-buf")
+    }))
 }
 
 impl Buffer {
@@ -64,14 +139,30 @@ impl Buffer {
         source: SourceChoice,
         keepalive: Option<Box<dyn Any + Send + Sync>>,
     ) -> Result<Buffer> {
-        Ok(Buffer {
+        check_dmabuf(
+            fd.as_fd(),
+            &format!("fd {} for {}", fd.as_raw_fd(), source.name),
+        )?;
+        Ok(Self::new_unchecked(fd, layout, source, keepalive))
+    }
+
+    /// Wraps an fd a memory source just returned, trusted to be a dma-buf (or, in host tests,
+    /// a memfd standing in for one).
+    pub(crate) fn new_unchecked(
+        fd: OwnedFd,
+        layout: Layout,
+        source: SourceChoice,
+        keepalive: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Buffer {
+        Buffer {
             inner: Arc::new(Inner {
                 fd,
                 layout,
                 source,
+                properties: None,
                 _keepalive: keepalive,
             }),
-        })
+        }
     }
 
     /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).
@@ -89,30 +180,107 @@ impl Buffer {
         &self.inner.source
     }
 
+    /// What the memory source gave (contiguity, cache policy, ...), when cenalloc allocated
+    /// the buffer; `None` for a buffer wrapped with [`Buffer::from_fd`].
+    pub fn source_properties(&self) -> Option<&SourceProperties> {
+        self.inner.properties.as_ref()
+    }
+
+    /// Records what the memory source gave; only before the buffer is shared.
+    pub(crate) fn set_source_properties(&mut self, properties: SourceProperties) {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.properties = Some(properties);
+        }
+    }
+
     /// True if both handles refer to the same allocation.
     pub fn same_as(&self, other: &Buffer) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Maps the whole buffer for CPU access.
+    /// How many handles (clones, including those held by imports) share this allocation.
+    pub fn handle_count(&self) -> usize {
+        Arc::strong_count(&self.inner)
+    }
+
+    /// Maps the whole buffer for CPU access. DMA_BUF_IOCTL_SYNC START is issued now and END
+    /// when the mapping is dropped, in the direction `access` says.
     pub fn map(&self, access: CpuAccess) -> Result<Mapping<'_>> {
-        let _ = access;
-        todo!("map")
+        let len = usize::try_from(self.inner.layout.size).map_err(|_| {
+            Error::Overflow(format!(
+                "{} bytes do not fit the address space",
+                self.inner.layout.size
+            ))
+        })?;
+        let writable = access != CpuAccess::Read;
+        let region = MmapRegion::map_shared(self.fd(), len, writable).map_err(|e| {
+            Error::io(
+                format!("mapping {} bytes of {}", len, self.inner.source.name),
+                e,
+            )
+        })?;
+        self.sync(sys::SYNC_START | access.sync_direction())?;
+        Ok(Mapping {
+            buffer: self,
+            region,
+            access,
+        })
+    }
+
+    fn sync(&self, flags: u64) -> Result<()> {
+        match sys::dma_buf_sync(self.fd(), flags) {
+            Ok(()) => Ok(()),
+            // Not a dma-buf (a memfd standing in for one in host tests): nothing to sync.
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) => {
+                log::debug!("DMA_BUF_IOCTL_SYNC unsupported on {:?}: {e}", self.inner.fd);
+                Ok(())
+            }
+            Err(e) => Err(Error::io("DMA_BUF_IOCTL_SYNC", e)),
+        }
+    }
+
+    /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
+    /// kernel keeps at most 31 bytes; longer names are cut.
+    pub fn set_name(&self, name: &str) -> Result<()> {
+        let cut: String = name.chars().filter(|c| *c != '\0').take(31).collect();
+        let mut cut = cut.into_bytes();
+        cut.truncate(31);
+        let cname = std::ffi::CString::new(cut)
+            .map_err(|_| Error::InvalidRequest("name contains NUL".into()))?;
+        sys::dma_buf_set_name(self.fd(), &cname)
+            .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
+    }
+
+    /// Exports the fences of the buffer as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE): for
+    /// [`FenceAccess::Read`] it signals when pending writes are done, for `Write` when all
+    /// pending access is done.
+    pub fn export_sync_file(&self, access: FenceAccess) -> Result<OwnedFd> {
+        sys::dma_buf_export_sync_file(self.fd(), access.flags())
+            .map_err(|e| Error::io("DMA_BUF_IOCTL_EXPORT_SYNC_FILE", e))
+    }
+
+    /// Attaches the fence of `sync_file` to the buffer as a reader's or writer's fence
+    /// (DMA_BUF_IOCTL_IMPORT_SYNC_FILE), so implicit-sync users wait for it.
+    pub fn import_sync_file(&self, access: FenceAccess, sync_file: BorrowedFd<'_>) -> Result<()> {
+        sys::dma_buf_import_sync_file(self.fd(), access.flags(), sync_file)
+            .map_err(|e| Error::io("DMA_BUF_IOCTL_IMPORT_SYNC_FILE", e))
     }
 }
 
 impl Mapping<'_> {
     /// The mapped bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: ptr/len come from a successful mmap of the whole buffer that lives as long
-        // as self; the mapping is only unmapped in Drop.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        self.region.as_slice()
     }
 
-    /// The mapped bytes, writable (only for Write/ReadWrite access).
+    /// The mapped bytes, writable. Panics for a [`CpuAccess::Read`] mapping (its pages are
+    /// mapped read-only).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in as_slice; &mut self guarantees exclusive access through this mapping.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+        assert!(
+            self.access != CpuAccess::Read,
+            "as_mut_slice on a read-only mapping"
+        );
+        self.region.as_mut_slice()
     }
 
     /// The buffer mapped.
@@ -123,5 +291,71 @@ impl Mapping<'_> {
     /// The access mode.
     pub fn access(&self) -> CpuAccess {
         self.access
+    }
+}
+
+impl Drop for Mapping<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .buffer
+            .sync(sys::SYNC_END | self.access.sync_direction())
+        {
+            log::warn!("ending CPU access to a buffer failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Modifier, SourceKind};
+
+    fn blob_layout(size: u64) -> Layout {
+        Layout {
+            fourcc: None,
+            width: 0,
+            height: 0,
+            modifier: Modifier::LINEAR,
+            planes: vec![crate::PlaneLayout {
+                offset: 0,
+                stride: 0,
+                size,
+            }],
+            size,
+        }
+    }
+
+    fn choice() -> SourceChoice {
+        SourceChoice {
+            kind: SourceKind::Heap,
+            name: "test".into(),
+            path: None,
+        }
+    }
+
+    #[test]
+    fn a_memfd_is_not_a_dmabuf() {
+        let fd = rustix::fs::memfd_create("not-a-dmabuf", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        match Buffer::from_fd(fd, blob_layout(4096), choice()) {
+            Err(Error::NotDmabuf { reason, .. }) => assert!(reason.contains("memfd"), "{reason}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn map_write_read_back() {
+        let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 8192).unwrap();
+        let b = Buffer::new_unchecked(fd, blob_layout(8192), choice(), None);
+        {
+            let mut m = b.map(CpuAccess::Write).unwrap();
+            m.as_mut_slice()[4000] = 0xab;
+        }
+        let m = b.map(CpuAccess::Read).unwrap();
+        assert_eq!(m.as_slice()[4000], 0xab);
+        assert_eq!(b.handle_count(), 1);
+        fn is_send_sync<T: Send + Sync>() {}
+        is_send_sync::<Buffer>();
+        is_send_sync::<Mapping<'_>>();
     }
 }

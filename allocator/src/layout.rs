@@ -1,6 +1,6 @@
 //! Planes, strides, offsets and total size of a buffer.
 
-use crate::{BufferKind, Fourcc, MergedConstraints, Modifier, Result};
+use crate::{BufferKind, ConstraintKind, Constraints, Fourcc, MergedConstraints, Modifier, Result};
 
 /// One plane of a buffer inside its dma-buf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -33,7 +33,7 @@ pub struct Layout {
 
 fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S::Ok, S::Error> {
     match f {
-        Some(f) => s.serialize_str(&f.to_string()),
+        Some(f) => s.serialize_str(&crate::format::fourcc_name(*f)),
         None => s.serialize_none(),
     }
 }
@@ -47,5 +47,11 @@ impl Layout {
         merged: &MergedConstraints,
     ) -> Result<Layout> {
         crate::format::compute_layout(kind, modifier, merged)
+    }
+
+    /// Checks that this layout satisfies one device's constraints (modifier, alignments,
+    /// strides, plane sizes, maxima); on failure says which constraint and why.
+    pub fn check(&self, constraints: &Constraints) -> Result<(), (ConstraintKind, String)> {
+        crate::format::check_layout(self, constraints)
     }
 }

@@ -1,8 +1,16 @@
 //! The decision cenalloc makes for a request, before allocating anything.
+//!
+//! The planner ranks the memory sources from cheapest to dearest (plentiful before scarce,
+//! cached before uncached, heaps before udmabuf) and takes the first that satisfies the merged
+//! constraints; every source ruled out gets a sentence saying why.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::{BufferRequest, Layout, MergedConstraints, SourceKind};
+use crate::{
+    BufferRequest, CachePolicy, Layout, MemorySource, MergedConstraints, SourceKind,
+    SourceProperties,
+};
 
 /// Which memory source a plan chose.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -25,9 +33,12 @@ pub struct Plan {
     pub merged: MergedConstraints,
     /// Where the memory will come from.
     pub source: SourceChoice,
+    /// What the chosen source gives (for a device exporter: what the merged constraints ask).
+    pub source_properties: SourceProperties,
     /// Index of the importer that will export the buffer, when the source is a device.
     pub exporter: Option<usize>,
-    /// Planes, strides, offsets.
+    /// Planes, strides, offsets. For a device exporter this is cenalloc's linear estimate;
+    /// the device's own layout replaces it at allocation.
     pub layout: Layout,
     /// Total size in bytes (same as `layout.size`).
     pub size: u64,
@@ -36,4 +47,203 @@ pub struct Plan {
     /// One sentence per decision: why this source, why this modifier, which device imposed
     /// which alignment.
     pub reasons: Vec<String>,
+}
+
+/// Why `source` cannot hold a buffer of `size` bytes under `merged`, if it cannot.
+pub fn source_rejection(
+    source: &dyn MemorySource,
+    merged: &MergedConstraints,
+    size: u64,
+) -> Option<String> {
+    let p = source.properties();
+    let c = &merged.constraints;
+    let who = |i: Option<usize>| merged.party(i);
+    if c.protected && !p.protected {
+        return Some(format!(
+            "gives no protected memory, which {} needs",
+            who(merged.origins.protected)
+        ));
+    }
+    if !c.protected && p.protected {
+        return Some("gives protected memory, which no device asked for".into());
+    }
+    if c.contiguous && !p.contiguous {
+        return Some(format!(
+            "is not physically contiguous, which {} needs",
+            who(merged.origins.contiguous)
+        ));
+    }
+    if c.contiguous {
+        if let Some(max) = p.max_contiguous.filter(|&max| size > max) {
+            return Some(format!(
+                "gives at most {max} contiguous bytes, the buffer needs {size}"
+            ));
+        }
+    }
+    match (c.cache, p.cache) {
+        (CachePolicy::Cached, CachePolicy::Uncached)
+        | (CachePolicy::Uncached, CachePolicy::Cached) => {
+            return Some(format!(
+                "gives {} memory, {} needs {}",
+                format!("{:?}", p.cache).to_lowercase(),
+                who(merged.origins.cache),
+                format!("{:?}", c.cache).to_lowercase()
+            ));
+        }
+        _ => {}
+    }
+    let page = crate::source::page_size();
+    if !p.contiguous {
+        if let Some(max) = c.max_segments {
+            let pages = size.div_ceil(page);
+            if pages > u64::from(max) {
+                return Some(format!(
+                    "may scatter the buffer over {pages} pages, {} maps at most {max} segments",
+                    who(merged.origins.max_segments)
+                ));
+            }
+        }
+        if c.base_align > page && !page.is_multiple_of(c.base_align) {
+            return Some(format!(
+                "only aligns its pages to {page} bytes, the buffer needs base alignment {}",
+                c.base_align
+            ));
+        }
+    } else if c.base_align > (1 << 20)
+        || !c.base_align.max(1).is_power_of_two() && c.base_align > page
+    {
+        return Some(format!(
+            "cannot promise base alignment {} (contiguous allocations align to powers of two up to 1 MiB)",
+            c.base_align
+        ));
+    }
+    if let (Some(limit), Some(top)) = (c.dma_addr_limit, p.max_address) {
+        if top > limit {
+            return Some(format!(
+                "may place memory up to {top:#x}, above {limit:#x} that {} can reach",
+                who(merged.origins.dma_addr_limit)
+            ));
+        }
+    }
+    None
+}
+
+/// Sort key: cheapest first.
+fn cost(source: &dyn MemorySource) -> (bool, bool, bool, u8, String) {
+    let p = source.properties();
+    (
+        p.explicit_only,
+        p.scarce,
+        p.cache == CachePolicy::Uncached,
+        match source.kind() {
+            SourceKind::Heap => 0,
+            SourceKind::Udmabuf => 1,
+            SourceKind::Device => 2,
+        },
+        source.name().to_owned(),
+    )
+}
+
+/// The outcome of choosing among memory sources.
+pub(crate) struct SourceDecision {
+    pub(crate) chosen: Option<Arc<dyn MemorySource>>,
+    pub(crate) reasons: Vec<String>,
+    pub(crate) rejected: Vec<String>,
+}
+
+/// Picks the cheapest source that satisfies `merged` for `size` bytes. With `only`, considers
+/// just the source of that name (explicit-only heaps included).
+pub(crate) fn choose_source(
+    sources: &[Arc<dyn MemorySource>],
+    merged: &MergedConstraints,
+    size: u64,
+    only: Option<&str>,
+) -> SourceDecision {
+    let mut ranked: Vec<&Arc<dyn MemorySource>> = sources.iter().collect();
+    ranked.sort_by_key(|s| cost(s.as_ref()));
+    let mut rejected = Vec::new();
+    let mut chosen: Option<&Arc<dyn MemorySource>> = None;
+    let mut scarce_ok: Option<&Arc<dyn MemorySource>> = None;
+    let mut not_used = Vec::new();
+    let c = &merged.constraints;
+    for s in ranked {
+        let p = s.properties();
+        match only {
+            Some(name) if s.name() != name => continue,
+            None if p.explicit_only => {
+                rejected.push(format!(
+                    "{}: unknown heap, used only when asked for by name",
+                    s.name()
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(why) = source_rejection(s.as_ref(), merged, size) {
+            rejected.push(format!("{}: {why}", s.name()));
+            continue;
+        }
+        if p.scarce && !c.contiguous && !c.protected && only.is_none() {
+            not_used.push(format!(
+                "source {} not used: it is scarce and no device needs contiguous memory",
+                s.name()
+            ));
+            scarce_ok.get_or_insert(s);
+            continue;
+        }
+        if chosen.is_some() {
+            not_used.push(format!(
+                "source {} not used: dearer than the one chosen",
+                s.name()
+            ));
+            continue;
+        }
+        chosen = Some(s);
+    }
+    let why = |s: &Arc<dyn MemorySource>| {
+        if only.is_some() {
+            "asked for by name".to_owned()
+        } else if c.contiguous {
+            format!(
+                "it gives physically contiguous memory, which {} needs",
+                merged.party(merged.origins.contiguous)
+            )
+        } else if c.cache == CachePolicy::Uncached {
+            format!(
+                "it gives uncached memory, which {} needs",
+                merged.party(merged.origins.cache)
+            )
+        } else if s.properties().scarce {
+            "scarce, but no plentiful source satisfies every device".to_owned()
+        } else {
+            "it is the cheapest source that satisfies every device".to_owned()
+        }
+    };
+    if let Some(s) = chosen.or(scarce_ok) {
+        let mut reasons = vec![format!("source {}: {}", s.name(), why(s))];
+        reasons.extend(
+            not_used
+                .into_iter()
+                .filter(|r| !r.contains(&format!("source {} ", s.name()))),
+        );
+        reasons.extend(rejected.iter().map(|r| format!("source {r}")));
+        return SourceDecision {
+            chosen: Some(Arc::clone(s)),
+            reasons,
+            rejected,
+        };
+    }
+    if let Some(name) = only {
+        if !sources.iter().any(|s| s.name() == name) {
+            rejected.push(format!("{name}: no such memory source"));
+        }
+    }
+    if sources.is_empty() {
+        rejected.push("no memory source found (no /dev/dma_heap heap, no /dev/udmabuf)".into());
+    }
+    SourceDecision {
+        chosen: None,
+        reasons: Vec::new(),
+        rejected,
+    }
 }

@@ -61,3 +61,141 @@ pub struct UnavailableSource {
     /// What fixes it (e.g. a udev rule).
     pub fix: String,
 }
+
+pub mod heap;
+pub mod udmabuf;
+
+pub use heap::{HeapClass, HeapSource};
+pub use udmabuf::UdmabufSource;
+
+use std::sync::Arc;
+
+/// Where discovery looks: `/` on a real system, a scratch directory in tests. Paths below it
+/// are `dev/dma_heap`, `dev/udmabuf`, `sys/kernel/mm/cma`, `sys/kernel/mm/hugepages`,
+/// `proc/meminfo` and `proc/sys/vm/nr_hugepages`.
+#[derive(Debug, Clone)]
+pub struct SystemRoot(pub PathBuf);
+
+impl SystemRoot {
+    /// The real system (`/`).
+    pub fn real() -> Self {
+        SystemRoot(PathBuf::from("/"))
+    }
+
+    /// A path below the root, e.g. `dev/dma_heap`.
+    pub fn join(&self, relative: &str) -> PathBuf {
+        self.0.join(relative)
+    }
+}
+
+/// Every memory source found under `root`, plus the ones that exist but cannot be opened.
+pub fn discover(root: &SystemRoot) -> (Vec<Arc<dyn MemorySource>>, Vec<UnavailableSource>) {
+    let mut sources: Vec<Arc<dyn MemorySource>> = Vec::new();
+    let mut unavailable = Vec::new();
+    for found in heap::discover_heaps(root) {
+        match found {
+            Ok(h) => sources.push(Arc::new(h)),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    for found in udmabuf::discover_udmabuf(root) {
+        match found {
+            Ok(u) => sources.push(Arc::new(u)),
+            Err(u) => unavailable.push(u),
+        }
+    }
+    (sources, unavailable)
+}
+
+/// Describes why a device node could not be opened, and the udev rule that fixes it.
+pub(crate) fn unavailable_from_open_error(
+    path: &Path,
+    subsystem: &str,
+    kernel_name: &str,
+    error: &std::io::Error,
+) -> UnavailableSource {
+    let fix = match error.raw_os_error() {
+        Some(code)
+            if code == rustix::io::Errno::ACCESS.raw_os_error()
+                || code == rustix::io::Errno::PERM.raw_os_error() =>
+        {
+            format!(
+                "add a udev rule such as `SUBSYSTEM==\"{subsystem}\", KERNEL==\"{kernel_name}\", \
+                 GROUP=\"video\", MODE=\"0660\"` (e.g. in /etc/udev/rules.d/72-dma-heap.rules), \
+                 reload udev and add the user to group video"
+            )
+        }
+        _ => "check that the node is a working character device (dmesg may say more)".to_owned(),
+    };
+    UnavailableSource {
+        path: path.to_owned(),
+        reason: format!("cannot open {}: {error}", path.display()),
+        fix,
+    }
+}
+
+/// Opens a device node read-write (falling back to read-only) with close-on-exec.
+pub(crate) fn open_node(path: &Path) -> std::io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let rw = rustix::fs::open(path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty());
+    match rw {
+        Ok(fd) => Ok(fd),
+        Err(_) => Ok(rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?),
+    }
+}
+
+/// Refuses an allocation of `size` bytes from ordinary system memory when it exceeds
+/// `MemAvailable` in `meminfo`: the kernel would otherwise try, and the OOM killer end the
+/// process instead of an error coming back.
+pub(crate) fn check_available(meminfo: &Path, size: u64) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(meminfo) else {
+        return Ok(());
+    };
+    let available = text.lines().find_map(|l| {
+        let kib = l
+            .strip_prefix("MemAvailable:")?
+            .trim()
+            .trim_end_matches("kB")
+            .trim();
+        kib.parse::<u64>().ok()?.checked_mul(1024)
+    });
+    match available {
+        Some(avail) if size > avail => Err(std::io::Error::new(
+            std::io::ErrorKind::OutOfMemory,
+            format!("{size} bytes exceed the {avail} bytes of memory available"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The system page size.
+pub fn page_size() -> u64 {
+    rustix::param::page_size() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_come_with_a_udev_rule() {
+        let e = std::io::Error::from_raw_os_error(rustix::io::Errno::ACCESS.raw_os_error());
+        let u = unavailable_from_open_error(
+            Path::new("/dev/dma_heap/system"),
+            "dma_heap",
+            "system",
+            &e,
+        );
+        assert!(u.reason.contains("/dev/dma_heap/system"), "{}", u.reason);
+        assert!(
+            u.fix
+                .contains(r#"SUBSYSTEM=="dma_heap", KERNEL=="system", GROUP="video", MODE="0660""#),
+            "{}",
+            u.fix
+        );
+    }
+}

@@ -1,0 +1,425 @@
+//! Host tests of planning, allocation, delayed allocation and pools, with mock sources.
+
+use std::sync::Arc;
+
+use crate::source::heap::HeapClass;
+use crate::testutil::{dynimp, MockImporter, MockSource};
+use crate::{
+    Allocator, BufferRequest, CachePolicy, ConstraintKind, Constraints, CpuAccess, Error, Fourcc,
+    MemorySource, Modifier, Pool, SourceKind, Usage,
+};
+
+fn system_allocator() -> (Allocator, Arc<MockSource>, Arc<MockSource>, Arc<MockSource>) {
+    let system = MockSource::heap("system", HeapClass::System);
+    let cma = MockSource::heap("reserved", HeapClass::Cma);
+    let uncached = MockSource::heap("system-uncached", HeapClass::SystemUncached);
+    let udmabuf = MockSource::udmabuf();
+    let weird = MockSource::heap("carveout", HeapClass::Unknown);
+    let sources: Vec<Arc<dyn MemorySource>> = vec![
+        cma.clone(),
+        udmabuf,
+        weird,
+        uncached.clone(),
+        system.clone(),
+    ];
+    (Allocator::from_sources(sources), system, cma, uncached)
+}
+
+fn nv12() -> BufferRequest {
+    BufferRequest::image(
+        1920,
+        1080,
+        Fourcc::Nv12,
+        Usage::CAMERA_WRITE | Usage::SCANOUT,
+    )
+}
+
+#[test]
+fn system_heap_wins_when_nothing_special_is_needed() {
+    let (a, ..) = system_allocator();
+    let d = MockImporter::new(
+        "vkms",
+        Constraints {
+            pitch_align: 64,
+            ..Default::default()
+        },
+    );
+    let plan = a.plan(&nv12(), &[dynimp(&d)]).unwrap();
+    assert_eq!(plan.source.name, "system");
+    assert_eq!(plan.source.kind, SourceKind::Heap);
+    assert_eq!(plan.modifier, Modifier::LINEAR);
+    assert!(
+        plan.reasons.iter().any(|r| r.contains("reserved not used")),
+        "{:#?}",
+        plan.reasons
+    );
+    assert!(plan
+        .reasons
+        .iter()
+        .any(|r| r.contains("pitch alignment 64: required by vkms")));
+}
+
+#[test]
+fn contiguous_goes_to_cma_and_too_big_is_no_source() {
+    let (a, ..) = system_allocator();
+    let cam = MockImporter::new(
+        "vivid-000",
+        Constraints {
+            contiguous: true,
+            ..Default::default()
+        },
+    );
+    let plan = a.plan(&nv12(), &[dynimp(&cam)]).unwrap();
+    assert_eq!(plan.source.name, "reserved");
+    assert!(plan.reasons[..].iter().any(|r| r.contains("vivid-000")));
+    let huge = BufferRequest::image(8192, 8192, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
+    match a.plan(&huge, &[dynimp(&cam)]).unwrap_err() {
+        Error::NoSource { reasons } => {
+            let all = reasons.join("\n");
+            assert!(
+                all.contains("system: is not physically contiguous, which vivid-000 needs"),
+                "{all}"
+            );
+            assert!(all.contains("reserved: gives at most"), "{all}");
+            assert!(all.contains("carveout: unknown heap"), "{all}");
+        }
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn uncached_and_explicit_sources() {
+    let (a, ..) = system_allocator();
+    let d = MockImporter::new(
+        "disp",
+        Constraints {
+            cache: CachePolicy::Uncached,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        a.plan(&nv12(), &[dynimp(&d)]).unwrap().source.name,
+        "system-uncached"
+    );
+    let plan = a.plan_with_source(&nv12(), &[], "carveout").unwrap();
+    assert_eq!(plan.source.name, "carveout");
+    assert!(matches!(
+        a.plan_with_source(&nv12(), &[], "nope"),
+        Err(Error::NoSource { .. })
+    ));
+    let prot = MockImporter::new(
+        "sec",
+        Constraints {
+            protected: true,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        a.plan(&nv12(), &[dynimp(&prot)]),
+        Err(Error::NoSource { .. })
+    ));
+}
+
+#[test]
+fn allocate_map_and_import_everyone() {
+    let (a, system, ..) = system_allocator();
+    let d1 = MockImporter::new("d1", Constraints::default());
+    let d2 = MockImporter::new(
+        "d2",
+        Constraints {
+            offset_align: 4096,
+            ..Default::default()
+        },
+    );
+    let shared = a
+        .allocate_and_import(&nv12(), &[dynimp(&d1), dynimp(&d2)])
+        .unwrap();
+    assert_eq!(system.count(), 1);
+    assert_eq!((d1.live(), d2.live()), (1, 1));
+    assert_eq!(shared.buffer().layout().planes[1].offset % 4096, 0);
+    {
+        let mut m = shared.buffer().map(CpuAccess::Write).unwrap();
+        m.as_mut_slice()[0] = 9;
+    }
+    assert_eq!(
+        shared.buffer().map(CpuAccess::Read).unwrap().as_slice()[0],
+        9
+    );
+    assert!(shared.import_for("d2").is_some());
+    drop(shared);
+    assert_eq!((d1.live(), d2.live()), (0, 0));
+}
+
+#[test]
+fn a_failed_import_releases_the_others_and_names_the_device() {
+    let (a, ..) = system_allocator();
+    let ok = MockImporter::new("vkms", Constraints::default());
+    let bad = MockImporter::failing("vivid-001");
+    let e = a
+        .allocate_and_import(&nv12(), &[dynimp(&ok), dynimp(&bad)])
+        .unwrap_err();
+    assert!(e.to_string().contains("vivid-001"), "{e}");
+    assert_eq!(ok.live(), 0);
+}
+
+#[test]
+fn device_must_export() {
+    let (a, ..) = system_allocator();
+    let virtio = MockImporter::new(
+        "virtio-gpu",
+        Constraints {
+            can_import: false,
+            can_export: true,
+            ..Default::default()
+        },
+    );
+    let plan = a
+        .plan(
+            &nv12(),
+            &[
+                dynimp(&MockImporter::new("vkms", Constraints::default())),
+                dynimp(&virtio),
+            ],
+        )
+        .unwrap();
+    assert_eq!(plan.source.kind, SourceKind::Device);
+    assert_eq!(plan.exporter, Some(1));
+    assert_eq!(plan.source.name, "virtio-gpu");
+    // The mock does not implement export: allocation fails with a typed error.
+    let e = a
+        .allocate(
+            &plan,
+            &[
+                dynimp(&MockImporter::new("vkms", Constraints::default())),
+                dynimp(&virtio),
+            ],
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Unsupported { .. }), "{e}");
+}
+
+#[test]
+fn delayed_allocation_late_attach_and_migrate() {
+    let (a, system, cma, _) = system_allocator();
+    let mut pending = a.describe(nv12());
+    pending.attach(dynimp(&MockImporter::new("vkms", Constraints::default())));
+    let mut shared = pending.realize().unwrap();
+    assert_eq!(system.count(), 1);
+
+    // A device whose needs the buffer meets attaches fine.
+    let easy = MockImporter::new(
+        "gpu",
+        Constraints {
+            pitch_align: 64,
+            ..Default::default()
+        },
+    );
+    shared.attach_late(dynimp(&easy)).unwrap();
+    assert_eq!(easy.live(), 1);
+
+    // One that needs contiguous memory does not: the system heap is scattered.
+    let cam = MockImporter::new(
+        "vivid-000",
+        Constraints {
+            contiguous: true,
+            ..Default::default()
+        },
+    );
+    match shared.attach_late(dynimp(&cam)).unwrap_err() {
+        Error::Incompatible {
+            device,
+            kind,
+            reason,
+        } => {
+            assert_eq!(device, "vivid-000");
+            assert_eq!(kind, ConstraintKind::Contiguous);
+            assert!(reason.contains("system"), "{reason}");
+        }
+        e => panic!("{e}"),
+    }
+    let tiled = MockImporter::new(
+        "tiler",
+        Constraints {
+            modifiers: vec![Modifier(7)],
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        shared.attach_late(dynimp(&tiled)),
+        Err(Error::Incompatible {
+            kind: ConstraintKind::Modifier,
+            ..
+        })
+    ));
+    let pitch = MockImporter::new(
+        "pitchy",
+        Constraints {
+            pitch_align: 1000,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        shared.attach_late(dynimp(&pitch)),
+        Err(Error::Incompatible {
+            kind: ConstraintKind::Alignment,
+            ..
+        })
+    ));
+    assert_eq!(shared.imports().len(), 2);
+
+    // Write a pattern, hold a clone: migrate is refused.
+    {
+        let mut m = shared.buffer().map(CpuAccess::Write).unwrap();
+        for (i, b) in m.as_mut_slice().iter_mut().enumerate() {
+            *b = (i % 251) as u8;
+        }
+    }
+    let clone = shared.buffer().clone();
+    assert!(matches!(shared.migrate(&a), Err(Error::Busy(_))));
+    assert_eq!(easy.live(), 1, "imports restored after a refused migration");
+    drop(clone);
+
+    // Migrating keeps contents and re-imports everyone.
+    shared.migrate(&a).unwrap();
+    assert_eq!(system.count(), 2);
+    assert_eq!(cma.count(), 0);
+    assert_eq!(easy.live(), 1);
+    let m = shared.buffer().map(CpuAccess::Read).unwrap();
+    assert!(m.as_slice()[..3_110_400]
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i % 251) as u8));
+}
+
+#[test]
+fn pool_reuses_buffers() {
+    let (a, system, ..) = system_allocator();
+    let d = MockImporter::new("vkms", Constraints::default());
+    let pool = Pool::new(&a, nv12(), vec![dynimp(&d)], 3).unwrap();
+    for _ in 0..100 {
+        let f1 = pool.acquire().unwrap();
+        let f2 = pool.acquire().unwrap();
+        assert!(!f1.buffer().same_as(f2.buffer()));
+    }
+    assert_eq!(
+        system.count(),
+        2,
+        "a steady pipeline allocates nothing per frame"
+    );
+    let held: Vec<_> = (0..3).map(|_| pool.acquire().unwrap()).collect();
+    assert!(matches!(pool.acquire(), Err(Error::Busy(_))));
+    assert_eq!(system.count(), 3);
+    assert_eq!(d.live(), 3);
+    drop(held);
+    assert_eq!(pool.free(), 3);
+    drop(pool);
+    assert_eq!(d.live(), 0);
+}
+
+#[test]
+fn discovery_lists_unavailable_nodes() {
+    let dir = std::env::temp_dir().join(format!("cenalloc-alloc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("dev/dma_heap")).unwrap();
+    // A dangling symlink cannot be opened: it is reported, not fatal.
+    std::os::unix::fs::symlink(dir.join("missing"), dir.join("dev/dma_heap/system")).unwrap();
+    let a = Allocator::with_root(&dir);
+    assert!(a.sources().is_empty());
+    assert_eq!(a.unavailable().len(), 1);
+    assert!(a.unavailable()[0].reason.contains("system"));
+    let e = a.plan(&nv12(), &[]).unwrap_err();
+    assert!(matches!(e, Error::NoSource { .. }), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn exporter_layouts_are_validated() {
+    let (a, ..) = system_allocator();
+    let vkms = MockImporter::new(
+        "vkms",
+        Constraints {
+            pitch_align: 256,
+            ..Default::default()
+        },
+    );
+    let only_export = Constraints {
+        can_import: false,
+        can_export: true,
+        ..Default::default()
+    };
+    let plan = a
+        .plan(
+            &nv12(),
+            &[
+                dynimp(&vkms),
+                dynimp(&MockImporter::new("gpu", only_export.clone())),
+            ],
+        )
+        .unwrap();
+    // The device's own layout breaks vkms's pitch alignment: refused, naming the exporter.
+    let mut bad = plan.layout.clone();
+    bad.planes[0].stride = 1928;
+    let gpu = MockImporter::exporter("gpu", only_export.clone(), bad);
+    let e = a
+        .allocate(&plan, &[dynimp(&vkms), dynimp(&gpu)])
+        .unwrap_err();
+    match e {
+        Error::Incompatible { device, kind, .. } => {
+            assert_eq!(device, "gpu");
+            assert_eq!(kind, ConstraintKind::Alignment);
+        }
+        e => panic!("{e}"),
+    }
+    // A fitting layout passes validation; the mock's fd is a memfd, which is then refused as
+    // not being a dma-buf.
+    let gpu = MockImporter::exporter("gpu", only_export, plan.layout.clone());
+    let e = a
+        .allocate(&plan, &[dynimp(&vkms), dynimp(&gpu)])
+        .unwrap_err();
+    assert!(matches!(e, Error::NotDmabuf { .. }), "{e}");
+}
+
+#[test]
+fn late_attach_to_a_cma_buffer_and_plan_json() {
+    let (a, _, cma, _) = system_allocator();
+    let cam = MockImporter::new(
+        "vivid-000",
+        Constraints {
+            contiguous: true,
+            ..Default::default()
+        },
+    );
+    let mut shared = a.allocate_and_import(&nv12(), &[dynimp(&cam)]).unwrap();
+    assert_eq!(cma.count(), 1);
+    assert!(shared.buffer().source_properties().unwrap().contiguous);
+    let other = MockImporter::new(
+        "vivid-000-out",
+        Constraints {
+            contiguous: true,
+            ..Default::default()
+        },
+    );
+    shared.attach_late(dynimp(&other)).unwrap();
+    let uncached = MockImporter::new(
+        "wc",
+        Constraints {
+            cache: CachePolicy::Uncached,
+            ..Default::default()
+        },
+    );
+    assert!(matches!(
+        shared.attach_late(dynimp(&uncached)),
+        Err(Error::Incompatible {
+            kind: ConstraintKind::Cache,
+            ..
+        })
+    ));
+    let json = serde_json::to_value(shared.plan()).unwrap();
+    assert_eq!(json["source"]["kind"], "heap");
+    assert_eq!(json["source"]["name"], "reserved");
+    assert_eq!(json["layout"]["planes"][1]["offset"], 1920 * 1080);
+    assert_eq!(json["layout"]["fourcc"], "NV12");
+    assert_eq!(json["modifier"], 0);
+    assert!(json["size"].as_u64().unwrap() >= 3_110_400);
+    assert!(json["reasons"].as_array().unwrap().len() >= 3);
+}
