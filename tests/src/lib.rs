@@ -8,3 +8,31 @@ pub mod devices;
 pub mod fds;
 pub mod raw;
 mod sys;
+
+/// Opens the DRM node of `kind` whose driver is `driver` with the DRM backend; panics if the
+/// guest has none.
+pub fn drm_device(driver: &str, kind: cenalloc_drm::NodeKind) -> cenalloc_drm::DrmDevice {
+    cenalloc_drm::device::find(driver, kind).unwrap_or_else(|| {
+        let found: Vec<String> = cenalloc_drm::enumerate()
+            .iter()
+            .map(|d| d.name().to_owned())
+            .collect();
+        panic!("no DRM {kind:?} node with driver {driver} (found {found:?})")
+    })
+}
+
+/// Framebuffers the kernel lists for `dev` in debugfs (`/sys/kernel/debug/dri/N/framebuffer`,
+/// N the card's minor); panics if debugfs is not mounted.
+pub fn dri_debugfs_framebuffers(dev: &cenalloc_drm::DrmDevice) -> usize {
+    let minor = dev
+        .sysfs()
+        .node
+        .trim_start_matches("card")
+        .trim_start_matches("renderD");
+    let path = format!("/sys/kernel/debug/dri/{minor}/framebuffer");
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e} (is debugfs mounted?)"))
+        .lines()
+        .filter(|l| l.starts_with("framebuffer["))
+        .count()
+}

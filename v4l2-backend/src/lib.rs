@@ -1,1 +1,27 @@
 //! V4L2 devices (cameras, decoders, encoders, mem2mem) as cenalloc importers.
+//!
+//! Layered like v4l2r: [`sys`] (UAPI structures and ioctls, all of the crate's `unsafe`) →
+//! [`device`] (an open node: capabilities, formats) → [`probe`](mod@probe) (roles, DMABUF support,
+//! contiguity, [`DeviceReport`]) → [`queue`] (a V4L2 queue of cenalloc buffers) →
+//! [`decoder`], [`encoder`] (the stateful codec protocols). [`importer`] implements
+//! [`cenalloc::Importer`]; [`format`](mod@format) maps V4L2 pixel formats to DRM fourccs.
+
+pub mod decoder;
+pub mod device;
+pub mod encoder;
+pub mod format;
+pub mod importer;
+pub mod probe;
+pub mod queue;
+pub mod sys;
+
+pub use decoder::StatefulDecoder;
+pub use device::{Device, Direction, QueueFormat};
+pub use encoder::StatefulEncoder;
+pub use format::{drm_to_v4l2, v4l2_to_drm, PixelFormat};
+pub use importer::{V4l2Import, V4l2Importer};
+pub use probe::{
+    find_by_name, list_devices, probe, probe_all, probe_path, ContiguityEvidence, DeviceReport,
+    FormatReport, Role,
+};
+pub use queue::{Dequeued, Queue};

@@ -1,0 +1,258 @@
+//! Deriving cenalloc [`Constraints`] from a device's probe, trial import and quirks.
+//!
+//! SCANOUT concerns the primary and overlay planes, CURSOR the cursor plane (both only on
+//! devices with planes); RENDER/TEXTURE concern devices that can render. A device whose
+//! usages the request does not name still imports the buffer, so it contributes its import
+//! and memory constraints with linear layout.
+
+use cenalloc::{BufferKind, BufferRequest, ConstraintKind, Constraints, Modifier, Usage};
+
+use crate::probe::{fourcc_string, ImportTrial, PlaneKind, Probe};
+use crate::quirks::quirk_for;
+use crate::DrmError;
+
+/// Whether the device imports foreign dma-bufs: the trial decides when it ran; otherwise the
+/// PRIME cap and the quirk table.
+pub fn can_import(probe: &Probe, trial: &ImportTrial) -> bool {
+    match trial {
+        ImportTrial::Accepted(_) => true,
+        ImportTrial::Refused(_) => false,
+        ImportTrial::NotRun(_) => {
+            probe.caps.prime_import
+                && !quirk_for(&probe.driver).is_some_and(|q| q.refuses_foreign_import)
+        }
+    }
+}
+
+/// Whether the device can allocate a buffer itself and export it (dumb buffer + PRIME export,
+/// which only primary nodes may create).
+pub fn can_export(probe: &Probe) -> bool {
+    probe.caps.dumb_buffer && probe.caps.prime_export && probe.node == crate::NodeKind::Card
+}
+
+/// Whether the device needs physically contiguous memory (a GEM-DMA driver without IOMMU).
+pub fn needs_contiguous(probe: &Probe) -> bool {
+    quirk_for(&probe.driver).is_some_and(|q| q.gem_dma) && !probe.sysfs.iommu
+}
+
+/// The constraints of the device described by `probe` for `request`.
+pub fn derive(
+    device: &str,
+    probe: &Probe,
+    trial: &ImportTrial,
+    request: &BufferRequest,
+) -> Result<Constraints, DrmError> {
+    let quirk = quirk_for(&probe.driver);
+    let mut c = Constraints {
+        contiguous: needs_contiguous(probe),
+        pitch_align: quirk.map_or(1, |q| q.pitch_align),
+        can_import: can_import(probe, trial),
+        can_export: can_export(probe),
+        dma_addr_limit: probe
+            .sysfs
+            .dma_mask_bits
+            .filter(|b| *b < 64)
+            .map(|b| (1u64 << b) - 1),
+        ..Constraints::default()
+    };
+    let scanout = request.usage.contains(Usage::SCANOUT) && probe.is_display();
+    let cursor = request.usage.contains(Usage::CURSOR) && probe.has_cursor();
+    let unsupported = |what, detail: String| DrmError::Unsupported {
+        device: device.to_owned(),
+        what,
+        detail,
+    };
+    match request.kind {
+        BufferKind::Blob { size } => {
+            if scanout || cursor {
+                return Err(unsupported(
+                    ConstraintKind::Format,
+                    format!("a {size}-byte blob cannot be scanned out"),
+                ));
+            }
+        }
+        BufferKind::Image {
+            width,
+            height,
+            fourcc,
+        } => {
+            let code = fourcc as u32;
+            let name = fourcc_string(code);
+            let mut modifiers: Option<Vec<Modifier>> = None;
+            if scanout {
+                let m = probe.modifiers_for(code, &[PlaneKind::Primary, PlaneKind::Overlay]);
+                if m.is_empty() {
+                    return Err(unsupported(
+                        ConstraintKind::Format,
+                        format!("no primary or overlay plane scans out {name}"),
+                    ));
+                }
+                modifiers = Some(m);
+                if let Some(l) = probe.limits {
+                    c.max_width = Some(l.max_width);
+                    c.max_height = Some(l.max_height);
+                }
+            }
+            if cursor {
+                let m = probe.modifiers_for(code, &[PlaneKind::Cursor]);
+                if m.is_empty() {
+                    return Err(unsupported(
+                        ConstraintKind::Format,
+                        format!("the cursor plane does not take {name}"),
+                    ));
+                }
+                modifiers = Some(match modifiers {
+                    Some(prev) => prev.into_iter().filter(|x| m.contains(x)).collect(),
+                    None => m,
+                });
+                if let Some((w, h)) = probe.cursor_size {
+                    c.max_width = Some(c.max_width.map_or(w as u32, |x| x.min(w as u32)));
+                    c.max_height = Some(c.max_height.map_or(h as u32, |x| x.min(h as u32)));
+                }
+            }
+            let mut modifiers = modifiers.unwrap_or_else(|| vec![Modifier::LINEAR]);
+            if request.usage.contains(Usage::LINEAR) {
+                modifiers.retain(|m| *m == Modifier::LINEAR);
+            }
+            if modifiers.is_empty() {
+                return Err(unsupported(
+                    ConstraintKind::Modifier,
+                    format!("no modifier for {name} fits both scanout and cursor (or LINEAR)"),
+                ));
+            }
+            c.modifiers = modifiers;
+            for (what, limit, value) in [
+                (ConstraintKind::MaxWidth, c.max_width, width),
+                (ConstraintKind::MaxHeight, c.max_height, height),
+            ] {
+                if limit.is_some_and(|l| value > l) {
+                    return Err(unsupported(
+                        what,
+                        format!("{width}x{height} exceeds the limit {}", limit.unwrap_or(0)),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::{build_in_formats, parse_in_formats};
+    use crate::probe::{Caps, ModeLimits, PlaneReport};
+    use cenalloc::Fourcc;
+
+    const XR24: u32 = Fourcc::Xrgb8888 as u32;
+    const AR24: u32 = Fourcc::Argb8888 as u32;
+
+    fn plane(kind: PlaneKind, formats: &[u32], mods: &[(u64, u32, u64)]) -> PlaneReport {
+        PlaneReport {
+            id: 1,
+            kind,
+            formats: vec![],
+            in_formats: Default::default(),
+            raw_formats: formats.to_vec(),
+            format_modifiers: Some(parse_in_formats(&build_in_formats(formats, mods)).unwrap()),
+        }
+    }
+
+    fn display(driver: &str) -> Probe {
+        Probe {
+            driver: driver.into(),
+            path: None,
+            node: crate::NodeKind::Card,
+            sysfs: Default::default(),
+            caps: Caps {
+                prime_import: true,
+                prime_export: true,
+                addfb2_modifiers: true,
+                dumb_buffer: true,
+            },
+            limits: Some(ModeLimits {
+                min_width: 1,
+                max_width: 4096,
+                min_height: 1,
+                max_height: 4096,
+            }),
+            planes: vec![
+                plane(
+                    PlaneKind::Primary,
+                    &[XR24, AR24],
+                    &[(0b11, 0, 0), (0b01, 0, 7)],
+                ),
+                plane(PlaneKind::Cursor, &[AR24], &[(0b1, 0, 0)]),
+            ],
+            cursor_size: Some((64, 64)),
+            crtcs: 1,
+            connectors: vec![],
+        }
+    }
+
+    #[test]
+    fn scanout_takes_plane_modifiers_and_limits() {
+        let p = display("vkms");
+        let req = BufferRequest::image(640, 480, Fourcc::Xrgb8888, Usage::SCANOUT);
+        let c = derive("d", &p, &ImportTrial::Accepted(String::new()), &req).unwrap();
+        assert_eq!(c.modifiers, vec![Modifier::LINEAR, Modifier(7)]);
+        assert_eq!(c.max_width, Some(4096));
+        assert!(c.can_import && c.can_export && !c.contiguous);
+    }
+
+    #[test]
+    fn cursor_and_linear_narrow_the_modifiers() {
+        let p = display("vkms");
+        let req = BufferRequest::image(64, 64, Fourcc::Argb8888, Usage::CURSOR);
+        let c = derive("d", &p, &ImportTrial::NotRun(String::new()), &req).unwrap();
+        assert_eq!(c.modifiers, vec![Modifier::LINEAR]);
+        assert_eq!(c.max_width, Some(64));
+        let big = BufferRequest::image(65, 64, Fourcc::Argb8888, Usage::CURSOR);
+        assert!(derive("d", &p, &ImportTrial::NotRun(String::new()), &big).is_err());
+        let lin = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::LINEAR);
+        let c = derive("d", &p, &ImportTrial::NotRun(String::new()), &lin).unwrap();
+        assert_eq!(c.modifiers, vec![Modifier::LINEAR]);
+    }
+
+    #[test]
+    fn unsupported_format_and_blob_scanout_are_errors() {
+        let p = display("vkms");
+        let nv12 = BufferRequest::image(64, 64, Fourcc::Nv12, Usage::SCANOUT);
+        assert!(matches!(
+            derive("d", &p, &ImportTrial::NotRun(String::new()), &nv12),
+            Err(DrmError::Unsupported {
+                what: ConstraintKind::Format,
+                ..
+            })
+        ));
+        let blob = BufferRequest::blob(4096, Usage::SCANOUT);
+        assert!(derive("d", &p, &ImportTrial::NotRun(String::new()), &blob).is_err());
+    }
+
+    #[test]
+    fn trial_and_quirks_decide_import_and_contiguity() {
+        let mut p = display("virtio_gpu");
+        let req = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
+        let untested = derive("d", &p, &ImportTrial::NotRun(String::new()), &req).unwrap();
+        assert!(!untested.can_import);
+        let refused = derive(
+            "d",
+            &display("vkms"),
+            &ImportTrial::Refused(String::new()),
+            &req,
+        );
+        assert!(!refused.unwrap().can_import);
+        p.driver = "pl111".into();
+        assert!(
+            derive("d", &p, &ImportTrial::NotRun(String::new()), &req)
+                .unwrap()
+                .contiguous
+        );
+        p.sysfs.iommu = true;
+        assert!(
+            !derive("d", &p, &ImportTrial::NotRun(String::new()), &req)
+                .unwrap()
+                .contiguous
+        );
+    }
+}

@@ -1,0 +1,313 @@
+//! Importing a cenalloc buffer: PRIME fd → GEM handle (one dma-buf, so one handle for every
+//! plane), then ADDFB2 (with the modifier when it is explicit) → framebuffer on KMS devices.
+//!
+//! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
+//! kernel does not count those imports, so the device keeps its own count per handle and
+//! closes it exactly once, after the last import drops.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use cenalloc::format::FormatInfo;
+use cenalloc::{Buffer, Imported, Importer, Modifier};
+use drm::buffer::{Handle as GemHandle, PlanarBuffer};
+use drm::control::{framebuffer, Device as _, FbCmd2Flags};
+
+use crate::device::Shared;
+use crate::probe::{fourcc_string, PlaneKind};
+use crate::{DrmDevice, DrmError};
+
+/// One counted reference to a GEM handle; the handle is closed when the last one drops.
+struct GemRef {
+    shared: Arc<Shared>,
+    handle: GemHandle,
+}
+
+impl GemRef {
+    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemRef, DrmError> {
+        // Hold the map across the ioctl so a concurrent last drop cannot close the handle
+        // PRIME is about to hand out again.
+        let mut refs = shared
+            .gem_refs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let handle = shared
+            .node
+            .prime_fd_to_buffer(buffer.fd())
+            .map_err(|source| DrmError::ImportRefused {
+                device: shared.name.clone(),
+                step: "PRIME fd to handle",
+                source,
+            })?;
+        *refs.entry(u32::from(handle)).or_insert(0) += 1;
+        Ok(GemRef {
+            shared: shared.clone(),
+            handle,
+        })
+    }
+}
+
+impl Drop for GemRef {
+    fn drop(&mut self) {
+        let mut refs = self
+            .shared
+            .gem_refs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let raw = u32::from(self.handle);
+        let last = match refs.get_mut(&raw) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last {
+            refs.remove(&raw);
+            if let Err(e) = self.shared.node.close_buffer(self.handle) {
+                log::warn!("{}: GEM_CLOSE {raw}: {e}", self.shared.name);
+            }
+        }
+    }
+}
+
+/// A buffer imported into a DRM device: its GEM handle and, on KMS devices, a framebuffer.
+/// Dropping it removes the framebuffer and releases the handle.
+pub struct DrmImport {
+    fb: Option<framebuffer::Handle>,
+    gem: GemRef,
+    buffer: Buffer,
+}
+
+impl fmt::Debug for DrmImport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DrmImport")
+            .field("device", &self.gem.shared.name)
+            .field("gem_handle", &u32::from(self.gem.handle))
+            .field("framebuffer", &self.fb.map(u32::from))
+            .finish()
+    }
+}
+
+impl DrmImport {
+    /// The GEM handle of the dma-buf on the device's fd.
+    pub fn gem_handle(&self) -> u32 {
+        u32::from(self.gem.handle)
+    }
+
+    /// The framebuffer, on devices with KMS and for image buffers.
+    pub fn framebuffer(&self) -> Option<framebuffer::Handle> {
+        self.fb
+    }
+
+    /// The imported buffer.
+    pub fn buffer(&self) -> &Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for DrmImport {
+    fn drop(&mut self) {
+        if let Some(fb) = self.fb.take() {
+            if let Err(e) = self.gem.shared.node.destroy_framebuffer(fb) {
+                log::warn!("{}: RMFB {}: {e}", self.gem.shared.name, u32::from(fb));
+            }
+        }
+        // `gem` drops after this, closing the handle if it was the last user.
+    }
+}
+
+impl Imported for DrmImport {
+    fn device(&self) -> &str {
+        &self.gem.shared.name
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The ADDFB2 arguments of a buffer.
+struct Framebuffer {
+    size: (u32, u32),
+    format: drm_fourcc::DrmFourcc,
+    modifier: Option<drm_fourcc::DrmModifier>,
+    handles: [Option<GemHandle>; 4],
+    pitches: [u32; 4],
+    offsets: [u32; 4],
+}
+
+impl PlanarBuffer for Framebuffer {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+    fn format(&self) -> drm_fourcc::DrmFourcc {
+        self.format
+    }
+    fn modifier(&self) -> Option<drm_fourcc::DrmModifier> {
+        self.modifier
+    }
+    fn pitches(&self) -> [u32; 4] {
+        self.pitches
+    }
+    fn handles(&self) -> [Option<GemHandle>; 4] {
+        self.handles
+    }
+    fn offsets(&self) -> [u32; 4] {
+        self.offsets
+    }
+}
+
+impl DrmDevice {
+    /// Checks that `buffer` can become a framebuffer here: strides at least the format's
+    /// minimum, a modifier some plane supports, at most four planes that fit in 32 bits.
+    pub fn check_scanout_layout(&self, buffer: &Buffer) -> Result<(), DrmError> {
+        let layout = buffer.layout();
+        let Some(fourcc) = layout.fourcc else {
+            return Ok(());
+        };
+        let name = fourcc_string(fourcc as u32);
+        let device = self.name().to_owned();
+        let unsupported = |detail: String| DrmError::Unsupported {
+            device: device.clone(),
+            what: cenalloc::ConstraintKind::Plane,
+            detail,
+        };
+        if layout.planes.is_empty() || layout.planes.len() > 4 {
+            return Err(unsupported(format!(
+                "{} planes (a framebuffer takes 1 to 4)",
+                layout.planes.len()
+            )));
+        }
+        if let Some(info) = FormatInfo::of(fourcc) {
+            if info.planes.len() != layout.planes.len() {
+                return Err(unsupported(format!(
+                    "{name} has {} planes, the layout {}",
+                    info.planes.len(),
+                    layout.planes.len()
+                )));
+            }
+            for (i, (geom, plane)) in info.planes.iter().zip(&layout.planes).enumerate() {
+                let min = geom.min_row_bytes(layout.width).unwrap_or(u64::MAX);
+                if plane.stride < min {
+                    return Err(DrmError::StrideTooSmall {
+                        device: device.clone(),
+                        plane: i,
+                        stride: plane.stride,
+                        min,
+                        format: name.clone(),
+                        width: layout.width,
+                    });
+                }
+            }
+        }
+        for plane in &layout.planes {
+            if u32::try_from(plane.stride).is_err() || u32::try_from(plane.offset).is_err() {
+                return Err(unsupported(format!(
+                    "stride {} / offset {} do not fit ADDFB2's 32 bits",
+                    plane.stride, plane.offset
+                )));
+            }
+        }
+        let probe = self.probe();
+        if !probe.caps.addfb2_modifiers
+            && !matches!(layout.modifier, Modifier::LINEAR | Modifier::INVALID)
+        {
+            return Err(DrmError::ModifierUnsupported {
+                device,
+                format: name,
+                modifier: layout.modifier,
+                supported: vec![Modifier::LINEAR],
+            });
+        }
+        if probe.is_display() && layout.modifier != Modifier::INVALID {
+            let kinds = [PlaneKind::Primary, PlaneKind::Overlay, PlaneKind::Cursor];
+            let supported = probe.modifiers_for(fourcc as u32, &kinds);
+            if !supported.contains(&layout.modifier) {
+                return Err(DrmError::ModifierUnsupported {
+                    device,
+                    format: name,
+                    modifier: layout.modifier,
+                    supported,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Imports `buffer`: a GEM handle, plus a framebuffer if the device has KMS and the buffer
+    /// is an image. Everything is validated before the first ioctl; a failing ADDFB2 releases
+    /// the handle again.
+    pub fn import_buffer(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
+        let layout = buffer.layout();
+        let wants_fb = layout.fourcc.is_some() && self.probe().limits.is_some();
+        if wants_fb {
+            self.check_scanout_layout(buffer)?;
+        }
+        let gem = GemRef::acquire(&self.shared, buffer)?;
+        let mut fb = None;
+        if let (true, Some(format)) = (wants_fb, layout.fourcc) {
+            let mut args = Framebuffer {
+                size: (layout.width, layout.height),
+                format,
+                modifier: None,
+                handles: [None; 4],
+                pitches: [0; 4],
+                offsets: [0; 4],
+            };
+            for (i, plane) in layout.planes.iter().enumerate() {
+                args.handles[i] = Some(gem.handle);
+                // Checked to fit by check_scanout_layout.
+                args.pitches[i] = plane.stride as u32;
+                args.offsets[i] = plane.offset as u32;
+            }
+            let mut flags = FbCmd2Flags::empty();
+            // Drivers without ADDFB2 modifier support reject the flag (drm_framebuffer.c:
+            // drm_mode_addfb2 → -EINVAL); for them LINEAR is the implied layout.
+            if layout.modifier != Modifier::INVALID && self.probe().caps.addfb2_modifiers {
+                args.modifier = Some(layout.modifier.into());
+                flags |= FbCmd2Flags::MODIFIERS;
+            }
+            let handle = self
+                .add_planar_framebuffer(&args, flags)
+                .map_err(|source| DrmError::ImportRefused {
+                    device: self.name().to_owned(),
+                    step: "ADDFB2",
+                    source,
+                })?;
+            fb = Some(handle);
+        }
+        Ok(DrmImport {
+            fb,
+            gem,
+            buffer: buffer.clone(),
+        })
+    }
+}
+
+impl Importer for DrmDevice {
+    fn name(&self) -> &str {
+        DrmDevice::name(self)
+    }
+
+    fn constraints(
+        &self,
+        request: &cenalloc::BufferRequest,
+    ) -> cenalloc::Result<cenalloc::Constraints> {
+        crate::constraints::derive(self.name(), self.probe(), self.import_trial(), request)
+            .map_err(Into::into)
+    }
+
+    fn import(&self, buffer: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
+        Ok(Box::new(self.import_buffer(buffer)?))
+    }
+
+    fn export(
+        &self,
+        request: &cenalloc::BufferRequest,
+        merged: &cenalloc::MergedConstraints,
+    ) -> cenalloc::Result<cenalloc::Exported> {
+        crate::export::export(self, request, merged).map_err(Into::into)
+    }
+}

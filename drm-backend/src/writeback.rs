@@ -1,0 +1,124 @@
+//! Reading back what a CRTC produced through a writeback connector (vkms). In 6.12 vkms the
+//! virtual connector and the writeback connector cannot share the CRTC (possible_clones is
+//! unset), so the CRTC is driven by the writeback connector alone.
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use drm::control::{atomic::AtomicModeReq, connector, framebuffer, AtomicCommitFlags, Mode};
+use rustix::event::{poll, PollFd, PollFlags};
+
+use crate::kms::{
+    add_modeset, add_plane, commit, detach_others, enable_atomic, find_pipeline, prop, Pipeline,
+};
+use crate::{DrmDevice, DrmError};
+
+/// A writeback connector with the CRTC and primary plane that feed it.
+#[derive(Debug)]
+pub struct Writeback {
+    dev: DrmDevice,
+    pipeline: Pipeline,
+    modes: Vec<Mode>,
+}
+
+impl Writeback {
+    /// Enables atomic and writeback client caps and finds the writeback connector.
+    pub fn new(dev: &DrmDevice) -> Result<Writeback, DrmError> {
+        enable_atomic(dev, true)?;
+        let (pipeline, modes) =
+            find_pipeline(dev, |c| c.interface() == connector::Interface::Writeback)?;
+        Ok(Writeback {
+            dev: dev.clone(),
+            pipeline,
+            modes,
+        })
+    }
+
+    /// The writeback connector, its CRTC and the primary plane.
+    pub fn pipeline(&self) -> Pipeline {
+        self.pipeline
+    }
+
+    /// Sizes the writeback connector offers modes for.
+    pub fn sizes(&self) -> Vec<(u32, u32)> {
+        self.modes
+            .iter()
+            .map(|m| (u32::from(m.size().0), u32::from(m.size().1)))
+            .collect()
+    }
+
+    /// Shows `source` full-screen on the CRTC at a `size` mode and writes the CRTC's output
+    /// into `target` (same size, a format the writeback connector takes, e.g. XRGB8888);
+    /// waits for the writeback out fence up to `timeout`, then turns the CRTC off again.
+    pub fn capture(
+        &self,
+        source: framebuffer::Handle,
+        target: framebuffer::Handle,
+        size: (u32, u32),
+        timeout: Duration,
+    ) -> Result<(), DrmError> {
+        let mode = self
+            .modes
+            .iter()
+            .find(|m| (u32::from(m.size().0), u32::from(m.size().1)) == size)
+            .ok_or_else(|| DrmError::Unsupported {
+                device: self.dev.name().to_owned(),
+                what: cenalloc::ConstraintKind::MaxWidth,
+                detail: format!("writeback offers no {}x{} mode", size.0, size.1),
+            })?;
+        let p = &self.pipeline;
+        let mut req = AtomicModeReq::new();
+        detach_others(&self.dev, &mut req, p)?;
+        add_modeset(&self.dev, &mut req, p, Some(mode))?;
+        add_plane(&self.dev, &mut req, p, Some(source), size)?;
+        req.add_property(
+            p.connector,
+            prop(&self.dev, p.connector, "WRITEBACK_FB_ID")?,
+            drm::control::property::Value::Framebuffer(Some(target)),
+        );
+        let fence_prop = prop(&self.dev, p.connector, "WRITEBACK_OUT_FENCE_PTR")?;
+        let fence = crate::sys::atomic_commit_with_out_fence(
+            &self.dev,
+            AtomicCommitFlags::ALLOW_MODESET,
+            req,
+            p.connector.into(),
+            fence_prop,
+        )
+        .map_err(|e| DrmError::io(self.dev.name(), "atomic commit (writeback)", e));
+        let waited = fence.and_then(|f| self.wait(&f, timeout));
+        let off = self.disable();
+        waited?;
+        off
+    }
+
+    fn wait(&self, fence: &OwnedFd, timeout: Duration) -> Result<(), DrmError> {
+        let mut fds = [PollFd::new(fence, PollFlags::IN)];
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        match poll(&mut fds, ms) {
+            Ok(0) => Err(DrmError::io(
+                self.dev.name(),
+                "waiting for the writeback fence",
+                std::io::Error::from(std::io::ErrorKind::TimedOut),
+            )),
+            Ok(_) => Ok(()),
+            Err(e) => Err(DrmError::io(
+                self.dev.name(),
+                "poll on the writeback fence",
+                e.into(),
+            )),
+        }
+    }
+
+    /// Turns the CRTC off and detaches plane and connector.
+    pub fn disable(&self) -> Result<(), DrmError> {
+        let mut req = AtomicModeReq::new();
+        add_modeset(&self.dev, &mut req, &self.pipeline, None)?;
+        add_plane(&self.dev, &mut req, &self.pipeline, None, (0, 0))?;
+        commit(
+            &self.dev,
+            AtomicCommitFlags::ALLOW_MODESET,
+            req,
+            "writeback off",
+        )
+    }
+}

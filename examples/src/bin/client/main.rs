@@ -1,0 +1,520 @@
+//! A Wayland client that allocates its buffers with cenalloc and presents them fullscreen via
+//! linux-dmabuf v4 and xdg-shell.
+//!
+//! It reads the compositor's dma-buf feedback, allocates SCANOUT buffers for the main device,
+//! draws a moving pattern on the CPU (frame counter in the first pixels of row 0) and presents
+//! `--frames N` frames. `--format` picks the fourcc (e.g. one the plane cannot scan out, to see
+//! the compositor composite it); `--bad KIND` sends one malformed buffer and expects the
+//! linux-dmabuf protocol error (exit 0 if it came, 1 if the compositor accepted the buffer).
+//!
+//! Exit codes: 0 done, 1 failure, 3 the compositor killed the client with a protocol error
+//! (outside `--bad` mode).
+
+mod feedback;
+mod pattern;
+
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use cenalloc::{BufferRequest, CpuAccess, Fourcc, Modifier, SharedBuffer, Usage};
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_registry, wl_surface};
+use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle, WEnum};
+use wayland_protocols::wp::linux_dmabuf::zv1::client::{
+    zwp_linux_buffer_params_v1, zwp_linux_dmabuf_feedback_v1, zwp_linux_dmabuf_v1,
+};
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+
+use feedback::Feedback;
+
+/// How `--bad` misbehaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BadKind {
+    /// A stride that makes the plane run past the end of the dma-buf.
+    Stride,
+    /// A stride smaller than one row of pixels.
+    ShortStride,
+    /// An offset past the end of the dma-buf.
+    Offset,
+    /// A dma-buf too small for the claimed size.
+    Size,
+    /// Fewer planes than the format needs.
+    Planes,
+    /// A memfd instead of a dma-buf.
+    NotDmabuf,
+}
+
+impl FromStr for BadKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "stride" => BadKind::Stride,
+            "short-stride" => BadKind::ShortStride,
+            "offset" => BadKind::Offset,
+            "size" => BadKind::Size,
+            "planes" => BadKind::Planes,
+            "not-dmabuf" => BadKind::NotDmabuf,
+            _ => return Err(format!("unknown --bad kind {s:?} (stride, short-stride, offset, size, planes, not-dmabuf)")),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Options {
+    frames: u32,
+    fourcc: Fourcc,
+    bad: Option<BadKind>,
+}
+
+fn parse_fourcc(s: &str) -> Result<Fourcc, String> {
+    let b = s.as_bytes();
+    if b.len() != 4 {
+        return Err(format!("--format wants four characters, got {s:?}"));
+    }
+    let code = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    Fourcc::try_from(code).map_err(|_| format!("unknown fourcc {s:?}"))
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        frames: 60,
+        fourcc: Fourcc::Xrgb8888,
+        bad: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--frames" => o.frames = value()?.parse().map_err(|e| format!("--frames: {e}"))?,
+            "--format" => o.fourcc = parse_fourcc(&value()?)?,
+            "--bad" => o.bad = Some(value()?.parse()?),
+            "-h" | "--help" => {
+                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf]".into())
+            }
+            _ => return Err(format!("unknown argument {a:?}")),
+        }
+    }
+    Ok(o)
+}
+
+/// Client state the event handlers update.
+#[derive(Default)]
+struct State {
+    feedback: Feedback,
+    size: (i32, i32),
+    configure_serial: Option<u32>,
+    frame_done: bool,
+    released: Vec<bool>,
+    closed: bool,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("client: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// An error from a roundtrip, naming the protocol error when the compositor sent one.
+fn wayland_error(conn: &Connection, e: impl std::fmt::Display) -> String {
+    match conn.protocol_error() {
+        Some(p) => format!(
+            "protocol error from the compositor: {}@{} code {}: {}",
+            p.object_interface, p.object_id, p.code, p.message
+        ),
+        None => format!("wayland: {e}"),
+    }
+}
+
+fn run(options: &Options) -> Result<ExitCode, String> {
+    let conn = Connection::connect_to_env().map_err(|e| format!("cannot connect: {e}"))?;
+    let (globals, mut queue): (_, EventQueue<State>) =
+        registry_queue_init(&conn).map_err(|e| format!("registry: {e}"))?;
+    let qh = queue.handle();
+    let compositor: wl_compositor::WlCompositor = globals
+        .bind(&qh, 4..=6, ())
+        .map_err(|e| format!("wl_compositor: {e}"))?;
+    let wm_base: xdg_wm_base::XdgWmBase = globals
+        .bind(&qh, 1..=6, ())
+        .map_err(|e| format!("xdg_wm_base: {e}"))?;
+    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals
+        .bind(&qh, 4..=5, ())
+        .map_err(|e| format!("zwp_linux_dmabuf_v1 version 4: {e}"))?;
+
+    let mut state = State::default();
+    dmabuf.get_default_feedback(&qh, ());
+    while !state.feedback.done {
+        queue
+            .blocking_dispatch(&mut state)
+            .map_err(|e| wayland_error(&conn, e))?;
+    }
+    let main_device = state.feedback.main_device.ok_or("feedback without a main device")?;
+    let node = feedback::node_of(main_device);
+    log::info!(
+        "main device {main_device:#x} ({}), {} tranche(s), {} scanout format(s)",
+        node.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "no node".into()),
+        state.feedback.tranches.len(),
+        state.feedback.tranches.iter().filter(|t| t.scanout).map(|t| t.formats.len()).sum::<usize>()
+    );
+
+    let surface = compositor.create_surface(&qh, ());
+    let xdg_surface = wm_base.get_xdg_surface(&surface, &qh, ());
+    let toplevel = xdg_surface.get_toplevel(&qh, ());
+    toplevel.set_title("cenalloc client".into());
+    toplevel.set_fullscreen(None);
+    surface.commit();
+    while state.configure_serial.is_none() {
+        queue
+            .blocking_dispatch(&mut state)
+            .map_err(|e| wayland_error(&conn, e))?;
+    }
+    let (width, height) = match state.size {
+        (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
+        _ => (640, 480),
+    };
+    xdg_surface.ack_configure(state.configure_serial.take().expect("configured"));
+
+    let fourcc = options.fourcc;
+    let modifier = Modifier::LINEAR;
+    let code = fourcc as u32;
+    if !state.feedback.supports(code, modifier.0) {
+        log::warn!("{fourcc:?}/LINEAR is not in the compositor's feedback; trying anyway");
+    }
+    log::info!(
+        "{width}x{height} {fourcc:?}/LINEAR: {}",
+        if state.feedback.scanout_supports(code, modifier.0) {
+            "in the scanout tranche"
+        } else {
+            "not scanout-capable, the compositor will composite it"
+        }
+    );
+
+    let allocator = cenalloc::Allocator::new();
+    // The compositor's main device would take part as a cenalloc-drm importer (SCANOUT
+    // constraints); until that backend lands the request carries SCANOUT usage and LINEAR.
+    let importers = Vec::new();
+    let alloc_height = if options.bad == Some(BadKind::Size) {
+        height / 2
+    } else {
+        height
+    };
+    let request = BufferRequest::image(
+        width,
+        alloc_height,
+        fourcc,
+        Usage::SCANOUT | Usage::CPU_WRITE | Usage::LINEAR,
+    )
+    .with_modifiers([modifier]);
+    let mut buffers: Vec<SharedBuffer> = Vec::new();
+    for i in 0..3 {
+        let buffer = allocator
+            .allocate_and_import(&request, &importers)
+            .map_err(|e| format!("cenalloc allocation {i}: {e}"))?;
+        buffers.push(buffer);
+    }
+    log::info!(
+        "allocated {} buffers from {} ({})",
+        buffers.len(),
+        buffers[0].buffer().source().name,
+        buffers[0].plan().reasons.join("; ")
+    );
+
+    if let Some(kind) = options.bad {
+        return present_bad(&conn, &mut queue, &mut state, &dmabuf, &buffers[0], kind, (width, height));
+    }
+
+    let wl_buffers: Vec<wl_buffer::WlBuffer> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| create_wl_buffer(&dmabuf, &qh, b, i, (width, height)))
+        .collect();
+    state.released = vec![true; wl_buffers.len()];
+
+    for frame in 0..options.frames {
+        let index = loop {
+            if state.closed {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(i) = state.released.iter().position(|r| *r) {
+                break i;
+            }
+            queue
+                .blocking_dispatch(&mut state)
+                .map_err(|e| wayland_error(&conn, e))?;
+        };
+        {
+            let buffer = buffers[index].buffer();
+            let stride = buffer.layout().planes[0].stride as usize;
+            let mut map = buffer
+                .map(CpuAccess::Write)
+                .map_err(|e| format!("mapping buffer {index}: {e}"))?;
+            pattern::draw(map.as_mut_slice(), fourcc, width, height, stride, frame);
+        }
+        state.released[index] = false;
+        state.frame_done = false;
+        surface.attach(Some(&wl_buffers[index]), 0, 0);
+        surface.damage_buffer(0, 0, width as i32, height as i32);
+        surface.frame(&qh, ());
+        surface.commit();
+        while !state.frame_done && !state.closed {
+            queue
+                .blocking_dispatch(&mut state)
+                .map_err(|e| wayland_error(&conn, e))?;
+        }
+        log::debug!("frame {frame} shown");
+    }
+    log::info!("presented {} frames", options.frames);
+    for b in wl_buffers {
+        b.destroy();
+    }
+    toplevel.destroy();
+    xdg_surface.destroy();
+    surface.destroy();
+    let _ = conn.roundtrip();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn create_wl_buffer(
+    dmabuf: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    qh: &QueueHandle<State>,
+    buffer: &SharedBuffer,
+    index: usize,
+    (width, height): (u32, u32),
+) -> wl_buffer::WlBuffer {
+    let b = buffer.buffer();
+    let layout = b.layout();
+    let params = dmabuf.create_params(qh, ());
+    for (i, p) in layout.planes.iter().enumerate() {
+        params.add(
+            b.fd(),
+            i as u32,
+            p.offset as u32,
+            p.stride as u32,
+            (layout.modifier.0 >> 32) as u32,
+            layout.modifier.0 as u32,
+        );
+    }
+    let fourcc = layout.fourcc.map(|f| f as u32).unwrap_or(0);
+    let wl = params.create_immed(
+        width as i32,
+        height as i32,
+        fourcc,
+        zwp_linux_buffer_params_v1::Flags::empty(),
+        qh,
+        index,
+    );
+    params.destroy();
+    wl
+}
+
+/// Sends one malformed buffer and waits for the compositor's verdict.
+fn present_bad(
+    conn: &Connection,
+    queue: &mut EventQueue<State>,
+    state: &mut State,
+    dmabuf: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    buffer: &SharedBuffer,
+    kind: BadKind,
+    (width, height): (u32, u32),
+) -> Result<ExitCode, String> {
+    let qh = queue.handle();
+    let b = buffer.buffer();
+    let layout = b.layout();
+    let plane = layout.planes[0];
+    let fourcc = layout.fourcc.map(|f| f as u32).unwrap_or(0);
+    let params = dmabuf.create_params(&qh, ());
+    let (hi, lo) = ((layout.modifier.0 >> 32) as u32, layout.modifier.0 as u32);
+    let mut format = fourcc;
+    match kind {
+        BadKind::Stride => {
+            params.add(b.fd(), 0, 0, plane.stride as u32 + 256, hi, lo);
+        }
+        BadKind::ShortStride => {
+            params.add(b.fd(), 0, 0, plane.stride as u32 / 2, hi, lo);
+        }
+        BadKind::Offset => {
+            params.add(b.fd(), 0, layout.size as u32 + 4096, plane.stride as u32, hi, lo);
+        }
+        BadKind::Size => {
+            // The dma-buf holds half the rows the buffer claims.
+            params.add(b.fd(), 0, 0, plane.stride as u32, hi, lo);
+        }
+        BadKind::Planes => {
+            if state.feedback.supports(Fourcc::Nv12 as u32, layout.modifier.0) {
+                // NV12 needs two planes; send only the luma plane.
+                format = Fourcc::Nv12 as u32;
+                params.add(b.fd(), 0, 0, width, hi, lo);
+            }
+            // Otherwise no plane at all for a one-plane format.
+        }
+        BadKind::NotDmabuf => {
+            let memfd = rustix::fs::memfd_create("not-a-dmabuf", rustix::fs::MemfdFlags::CLOEXEC)
+                .map_err(|e| format!("memfd_create: {e}"))?;
+            rustix::fs::ftruncate(&memfd, layout.size).map_err(|e| format!("ftruncate: {e}"))?;
+            params.add(memfd.as_fd(), 0, 0, plane.stride as u32, hi, lo);
+        }
+    }
+    log::info!("sending a malformed buffer ({kind:?})");
+    let _wl = params.create_immed(
+        width as i32,
+        height as i32,
+        format,
+        zwp_linux_buffer_params_v1::Flags::empty(),
+        &qh,
+        0usize,
+    );
+    match queue.roundtrip(state) {
+        Ok(_) => {
+            eprintln!("client: the compositor accepted a malformed buffer ({kind:?})");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => {
+            let message = wayland_error(conn, e);
+            println!("client: got the expected {message}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for State {
+    fn event(
+        _: &mut Self,
+        _: &wl_registry::WlRegistry,
+        _: wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+delegate_noop!(State: wl_compositor::WlCompositor);
+delegate_noop!(State: ignore wl_surface::WlSurface);
+delegate_noop!(State: ignore zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1);
+delegate_noop!(State: ignore zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1);
+
+impl Dispatch<wl_buffer::WlBuffer, usize> for State {
+    fn event(
+        state: &mut Self,
+        _: &wl_buffer::WlBuffer,
+        event: wl_buffer::Event,
+        index: &usize,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_buffer::Event::Release = event {
+            if let Some(r) = state.released.get_mut(*index) {
+                *r = true;
+            }
+        }
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &wl_callback::WlCallback,
+        event: wl_callback::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_callback::Event::Done { .. } = event {
+            state.frame_done = true;
+        }
+    }
+}
+
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for State {
+    fn event(
+        _: &mut Self,
+        wm_base: &xdg_wm_base::XdgWmBase,
+        event: xdg_wm_base::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            wm_base.pong(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &xdg_surface::XdgSurface,
+        event: xdg_surface::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            state.configure_serial = Some(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_toplevel::XdgToplevel, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &xdg_toplevel::XdgToplevel,
+        event: xdg_toplevel::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        match event {
+            xdg_toplevel::Event::Configure { width, height, .. } => state.size = (width, height),
+            xdg_toplevel::Event::Close => state.closed = true,
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1,
+        event: zwp_linux_dmabuf_feedback_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        use zwp_linux_dmabuf_feedback_v1::{Event, TrancheFlags};
+        let fb = &mut state.feedback;
+        match event {
+            Event::FormatTable { fd, size } => {
+                if let Err(e) = fb.read_table(fd, size) {
+                    log::error!("cannot read the format table: {e}");
+                }
+            }
+            Event::MainDevice { device } => fb.main_device = feedback::dev_from_bytes(&device),
+            Event::TrancheTargetDevice { device } => {
+                fb.pending.target_device = feedback::dev_from_bytes(&device)
+            }
+            Event::TrancheFormats { indices } => fb.add_indices(&indices),
+            Event::TrancheFlags { flags } => {
+                fb.pending.scanout = matches!(flags, WEnum::Value(f) if f.contains(TrancheFlags::Scanout))
+            }
+            Event::TrancheDone => {
+                let t = std::mem::take(&mut fb.pending);
+                fb.tranches.push(t);
+            }
+            Event::Done => fb.done = true,
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Framebuffers for DrmCompositor: the swapchain's dumb buffers through smithay, client
+//! dma-bufs through a PRIME import and ADDFB2 on the KMS fd (no GBM round trip).
+//!
+//! Written here because cenalloc-drm's import module is not in place yet; it is the
+//! `ExportFramebuffer` hook of smithay 0.7's DrmCompositor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use drm::buffer::{Handle as GemHandle, PlanarBuffer};
+use drm::control::{framebuffer, Device as _, FbCmd2Flags};
+use drm_fourcc::{DrmFormat, DrmFourcc, DrmModifier};
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::dumb::DumbBuffer;
+use smithay::backend::allocator::format::get_opaque;
+use smithay::backend::allocator::Buffer as _;
+use smithay::backend::drm::dumb::{framebuffer_from_dumb_buffer, DumbFramebuffer};
+use smithay::backend::drm::exporter::{ExportBuffer, ExportFramebuffer};
+use smithay::backend::drm::{DrmDeviceFd, Framebuffer};
+use smithay::wayland::dmabuf::get_dmabuf;
+
+/// Why a framebuffer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The swapchain's dumb buffer could not get a framebuffer.
+    #[error("framebuffer for a dumb buffer: {0}")]
+    Dumb(String),
+    /// PRIME import of a client's dma-buf failed.
+    #[error("PRIME import of plane {plane} of a client dma-buf: {source}")]
+    Import {
+        /// Plane index.
+        plane: usize,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+    /// ADDFB2 refused the client's buffer.
+    #[error("ADDFB2 for a client {format:?}/{modifier:?} {width}x{height}: {source}")]
+    AddFb {
+        /// Fourcc.
+        format: DrmFourcc,
+        /// Modifier.
+        modifier: DrmModifier,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+        /// The kernel's answer.
+        source: std::io::Error,
+    },
+}
+
+/// Makes framebuffers on one KMS device.
+#[derive(Debug, Clone)]
+pub struct CenallocExporter {
+    drm: DrmDeviceFd,
+    registry: FramebufferRegistry,
+}
+
+/// The client framebuffers alive now: framebuffer id → GEM handles it was made from.
+pub type FramebufferRegistry = Arc<Mutex<HashMap<u32, Vec<GemHandle>>>>;
+
+impl CenallocExporter {
+    /// An exporter for the KMS device `drm`, recording its client framebuffers in `registry`.
+    pub fn new(drm: DrmDeviceFd, registry: FramebufferRegistry) -> Self {
+        CenallocExporter { drm, registry }
+    }
+}
+
+/// A framebuffer the compositor can put on a plane.
+#[derive(Debug)]
+pub enum CompositorFramebuffer {
+    /// One of the swapchain's dumb buffers (composited frames).
+    Dumb(DumbFramebuffer),
+    /// A client's dma-buf, PRIME-imported.
+    Client(ClientFramebuffer),
+}
+
+impl AsRef<framebuffer::Handle> for CompositorFramebuffer {
+    fn as_ref(&self) -> &framebuffer::Handle {
+        match self {
+            CompositorFramebuffer::Dumb(fb) => fb.as_ref(),
+            CompositorFramebuffer::Client(fb) => &fb.fb,
+        }
+    }
+}
+
+impl Framebuffer for CompositorFramebuffer {
+    fn format(&self) -> DrmFormat {
+        match self {
+            CompositorFramebuffer::Dumb(fb) => fb.format(),
+            CompositorFramebuffer::Client(fb) => fb.format,
+        }
+    }
+}
+
+/// A framebuffer over a client's dma-buf. Holds the GEM handles of the PRIME import for its
+/// whole life (so a later PRIME import of the same dma-buf on this fd yields the same handle)
+/// and closes them and the framebuffer on drop.
+#[derive(Debug)]
+pub struct ClientFramebuffer {
+    drm: DrmDeviceFd,
+    fb: framebuffer::Handle,
+    format: DrmFormat,
+    handles: Vec<GemHandle>,
+    registry: FramebufferRegistry,
+}
+
+impl Drop for ClientFramebuffer {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.registry.lock() {
+            r.remove(&u32::from(self.fb));
+        }
+        if let Err(e) = self.drm.destroy_framebuffer(self.fb) {
+            log::warn!("cannot remove framebuffer {:?}: {e}", self.fb);
+        }
+        for h in &self.handles {
+            if let Err(e) = self.drm.close_buffer(*h) {
+                log::warn!("cannot close GEM handle {h:?}: {e}");
+            }
+        }
+    }
+}
+
+/// The planes of an imported dma-buf, as ADDFB2 wants them.
+struct ImportedPlanes {
+    size: (u32, u32),
+    format: DrmFourcc,
+    modifier: DrmModifier,
+    handles: [Option<GemHandle>; 4],
+    pitches: [u32; 4],
+    offsets: [u32; 4],
+}
+
+impl PlanarBuffer for ImportedPlanes {
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+    fn format(&self) -> DrmFourcc {
+        self.format
+    }
+    fn modifier(&self) -> Option<DrmModifier> {
+        Some(self.modifier)
+    }
+    fn pitches(&self) -> [u32; 4] {
+        self.pitches
+    }
+    fn handles(&self) -> [Option<GemHandle>; 4] {
+        self.handles
+    }
+    fn offsets(&self) -> [u32; 4] {
+        self.offsets
+    }
+}
+
+/// PRIME-imports every plane of `dmabuf` on `drm` and adds a framebuffer for it.
+pub fn framebuffer_for_dmabuf(
+    drm: &DrmDeviceFd,
+    dmabuf: &Dmabuf,
+    use_opaque: bool,
+    registry: &FramebufferRegistry,
+) -> Result<ClientFramebuffer, ExportError> {
+    let format = dmabuf.format();
+    let fourcc = if use_opaque {
+        get_opaque(format.code).unwrap_or(format.code)
+    } else {
+        format.code
+    };
+    let mut handles: Vec<GemHandle> = Vec::new();
+    let mut planes = ImportedPlanes {
+        size: (dmabuf.width(), dmabuf.height()),
+        format: fourcc,
+        modifier: format.modifier,
+        handles: [None; 4],
+        pitches: [0; 4],
+        offsets: [0; 4],
+    };
+    let close_all = |handles: &[GemHandle]| {
+        for h in handles {
+            let _ = drm.close_buffer(*h);
+        }
+    };
+    for (i, ((fd, offset), stride)) in dmabuf
+        .handles()
+        .zip(dmabuf.offsets())
+        .zip(dmabuf.strides())
+        .enumerate()
+        .take(4)
+    {
+        let handle = match drm.prime_fd_to_buffer(fd) {
+            Ok(h) => h,
+            Err(source) => {
+                close_all(&handles);
+                return Err(ExportError::Import { plane: i, source });
+            }
+        };
+        // Planes in one dma-buf come back as one handle; close it once.
+        if !handles.contains(&handle) {
+            handles.push(handle);
+        }
+        planes.handles[i] = Some(handle);
+        planes.pitches[i] = stride;
+        planes.offsets[i] = offset;
+    }
+    let flags = if format.modifier == DrmModifier::Invalid {
+        planes.modifier = DrmModifier::Invalid;
+        FbCmd2Flags::empty()
+    } else {
+        FbCmd2Flags::MODIFIERS
+    };
+    let fb = match drm.add_planar_framebuffer(&planes, flags) {
+        Ok(fb) => fb,
+        Err(source) => {
+            close_all(&handles);
+            return Err(ExportError::AddFb {
+                format: fourcc,
+                modifier: format.modifier,
+                width: planes.size.0,
+                height: planes.size.1,
+                source,
+            });
+        }
+    };
+    log::debug!("client dma-buf {fourcc:?} -> framebuffer {fb:?} (GEM {handles:?})");
+    if let Ok(mut r) = registry.lock() {
+        r.insert(u32::from(fb), handles.clone());
+    }
+    Ok(ClientFramebuffer {
+        registry: registry.clone(),
+        drm: drm.clone(),
+        fb,
+        format: DrmFormat {
+            code: fourcc,
+            modifier: format.modifier,
+        },
+        handles,
+    })
+}
+
+impl ExportFramebuffer<DumbBuffer> for CenallocExporter {
+    type Framebuffer = CompositorFramebuffer;
+    type Error = ExportError;
+
+    fn add_framebuffer(
+        &self,
+        drm: &DrmDeviceFd,
+        buffer: ExportBuffer<'_, DumbBuffer>,
+        use_opaque: bool,
+    ) -> Result<Option<CompositorFramebuffer>, ExportError> {
+        match buffer {
+            ExportBuffer::Allocator(dumb) => framebuffer_from_dumb_buffer(drm, dumb, use_opaque)
+                .map(|fb| Some(CompositorFramebuffer::Dumb(fb)))
+                .map_err(|e| ExportError::Dumb(e.to_string())),
+            ExportBuffer::Wayland(wl_buffer) => match get_dmabuf(wl_buffer) {
+                Ok(dmabuf) => framebuffer_for_dmabuf(&self.drm, &dmabuf, use_opaque, &self.registry)
+                    .map(|fb| Some(CompositorFramebuffer::Client(fb))),
+                Err(_) => Ok(None),
+            },
+        }
+    }
+
+    fn can_add_framebuffer(&self, buffer: &ExportBuffer<'_, DumbBuffer>) -> bool {
+        match buffer {
+            ExportBuffer::Allocator(_) => true,
+            ExportBuffer::Wayland(wl_buffer) => get_dmabuf(wl_buffer).is_ok(),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! A smithay 0.7 compositor that proves zero-copy presentation of cenalloc-allocated client
+//! buffers on a KMS device.
+//!
+//! `compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first "CMD ARGS"]...
+//! -- CMD ARGS...` opens the KMS node directly (root, no logind), drives one CRTC with smithay's
+//! DrmCompositor (pixman for composition, dumb buffers for its swapchain), serves xdg-shell and
+//! linux-dmabuf v4 with feedback from the primary plane's IN_FORMATS (parsed by cenalloc-drm),
+//! and makes framebuffers for client dma-bufs by PRIME import + ADDFB2 ([`exporter`]).
+//!
+//! `--verify N` drives the CRTC with the vkms writeback connector alone (vkms in Linux 6.12
+//! cannot clone Virtual-1 and Writeback-1 onto one CRTC), and for N client frames checks that
+//! (a) DrmCompositor assigned the client's buffer to the primary plane, (b) the plane's
+//! framebuffer is backed by the client's dma-buf, (c) the written-back frame equals the
+//! client's pixels. `--first` clients run to completion before the main client (misbehaving
+//! clients for tests); the compositor fails if one of them fails.
+
+mod exporter;
+mod handlers;
+mod sys;
+mod verify;
+
+use std::process::{Child, Command, ExitCode};
+use std::time::Duration;
+
+use drm::control::{connector, Device as _, ModeTypeFlags};
+use drm::Device as _;
+use drm_fourcc::DrmFourcc;
+use smithay::backend::allocator::dumb::DumbAllocator;
+use smithay::backend::allocator::gbm::GbmDevice;
+use smithay::backend::allocator::Format as DrmFormat;
+use smithay::backend::drm::compositor::{DrmCompositor, FrameFlags, PrimaryPlaneElement};
+use smithay::backend::drm::{DrmDevice, DrmDeviceFd, DrmEvent};
+use smithay::backend::renderer::element::surface::{
+    render_elements_from_surface_tree, WaylandSurfaceRenderElement,
+};
+use smithay::backend::renderer::element::{Element, Kind, RenderElement, UnderlyingStorage};
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::ImportDma;
+use smithay::output::OutputModeSource;
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::calloop::{EventLoop, Interest, Mode, PostAction};
+use smithay::reexports::rustix;
+use smithay::reexports::wayland_server::Display;
+use smithay::utils::{DeviceFd, Transform};
+use smithay::wayland::dmabuf::{get_dmabuf, DmabufFeedbackBuilder};
+use smithay::wayland::socket::ListeningSocketSource;
+
+use handlers::State;
+
+/// What the verified frames must show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The client's buffer scanned out directly.
+    ZeroCopy,
+    /// The client's buffer composited into the swapchain (format the plane cannot scan out).
+    Composited,
+}
+
+/// Command line.
+#[derive(Debug)]
+struct Options {
+    device: Option<String>,
+    verify: Option<u32>,
+    expect: Expect,
+    first: Vec<Vec<String>>,
+    client: Vec<String>,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        device: None,
+        verify: None,
+        expect: Expect::ZeroCopy,
+        first: Vec::new(),
+        client: Vec::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--device" => o.device = Some(value()?),
+            "--verify" => o.verify = Some(value()?.parse().map_err(|e| format!("--verify: {e}"))?),
+            "--expect" => {
+                o.expect = match value()?.as_str() {
+                    "zero-copy" => Expect::ZeroCopy,
+                    "composited" => Expect::Composited,
+                    v => return Err(format!("--expect zero-copy|composited, not {v:?}")),
+                }
+            }
+            "--first" => o.first.push(value()?.split_whitespace().map(String::from).collect()),
+            "--" => {
+                o.client = args.by_ref().collect();
+                break;
+            }
+            _ => return Err(format!("unknown argument {a:?}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,smithay=warn")).init();
+    let options = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("compositor: {e}");
+            eprintln!("usage: compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... -- CLIENT ARGS...");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("compositor: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// A DRM node opened only to ask its driver's name.
+struct Probe(std::fs::File);
+
+impl std::os::fd::AsFd for Probe {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl drm::Device for Probe {}
+
+/// The vkms card, found by the driver name DRM_IOCTL_VERSION reports.
+fn find_vkms() -> Result<String, String> {
+    let mut cards: Vec<_> = std::fs::read_dir("/dev/dri")
+        .map_err(|e| format!("/dev/dri: {e}"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("card")))
+        .collect();
+    cards.sort();
+    for path in cards {
+        let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&path) else {
+            continue;
+        };
+        if Probe(file).get_driver().is_ok_and(|d| d.name() == "vkms") {
+            return Ok(path.display().to_string());
+        }
+    }
+    Err("no vkms card in /dev/dri (pass --device PATH)".into())
+}
+
+fn run(options: Options) -> Result<ExitCode, String> {
+    let path = match &options.device {
+        Some(p) => p.clone(),
+        None => find_vkms()?,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("open {path}: {e}"))?;
+    let fd = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(file)));
+    let main_dev = rustix::fs::fstat(&fd)
+        .map_err(|e| format!("fstat {path}: {e}"))?
+        .st_rdev;
+    if options.verify.is_some() {
+        // Writeback connectors are listed only to clients that ask; needs atomic first.
+        fd.set_client_capability(drm::ClientCapability::Atomic, true)
+            .map_err(|e| format!("atomic cap: {e}"))?;
+        fd.set_client_capability(drm::ClientCapability::WritebackConnectors, true)
+            .map_err(|e| format!("writeback cap on {path}: {e}"))?;
+    }
+    let (mut drm_device, notifier) =
+        DrmDevice::new(fd.clone(), true).map_err(|e| format!("DrmDevice {path}: {e}"))?;
+
+    // Output: the writeback connector in verify mode, else the first connected one.
+    let resources = fd.resource_handles().map_err(|e| format!("resources: {e}"))?;
+    let mut chosen = None;
+    for c in resources.connectors() {
+        let info = fd
+            .get_connector(*c, true)
+            .map_err(|e| format!("connector {c:?}: {e}"))?;
+        let wanted = if options.verify.is_some() {
+            info.interface() == connector::Interface::Writeback
+        } else {
+            info.interface() != connector::Interface::Writeback
+                && info.state() == connector::State::Connected
+        };
+        if wanted && !info.modes().is_empty() {
+            chosen = Some(info);
+            break;
+        }
+    }
+    let connector = chosen.ok_or_else(|| {
+        if options.verify.is_some() {
+            format!("{path} has no writeback connector with modes (vkms.enable_writeback=1?)")
+        } else {
+            format!("{path} has no connected connector")
+        }
+    })?;
+    let mode = if options.verify.is_some() {
+        // Small frames keep the per-frame comparison cheap under TCG.
+        connector
+            .modes()
+            .iter()
+            .find(|m| m.size() == (640, 480))
+            .or_else(|| connector.modes().iter().min_by_key(|m| m.size().0 as u32 * m.size().1 as u32))
+            .copied()
+    } else {
+        connector
+            .modes()
+            .iter()
+            .find(|m| m.mode_type().contains(ModeTypeFlags::PREFERRED))
+            .or_else(|| connector.modes().first())
+            .copied()
+    }
+    .ok_or("connector without modes")?;
+    let crtc = connector
+        .encoders()
+        .iter()
+        .filter_map(|e| fd.get_encoder(*e).ok())
+        .flat_map(|e| resources.filter_crtcs(e.possible_crtcs()))
+        .next()
+        .ok_or("no CRTC for the connector")?;
+    let (w, h) = (mode.size().0 as u32, mode.size().1 as u32);
+    log::info!(
+        "{path}: {:?}-{} {}x{}@{} on {crtc:?}",
+        connector.interface(),
+        connector.interface_id(),
+        w,
+        h,
+        mode.vrefresh()
+    );
+
+    let surface = drm_device
+        .create_surface(crtc, mode, &[connector.handle()])
+        .map_err(|e| format!("DRM surface: {e}"))?;
+    let primary_plane = surface.plane();
+
+    // Scanout tranche: the primary plane's IN_FORMATS, as cenalloc-drm parses them.
+    let (in_formats_prop, blob) = verify::find_property(&fd, primary_plane, "IN_FORMATS")?;
+    let _ = in_formats_prop;
+    let data = fd
+        .get_property_blob(blob)
+        .map_err(|e| format!("IN_FORMATS blob: {e}"))?;
+    let plane_formats = cenalloc_drm::blob::parse_in_formats(&data)
+        .map_err(|e| format!("IN_FORMATS of the primary plane: {e}"))?;
+    let mut scanout: Vec<DrmFormat> = Vec::new();
+    for code in &plane_formats.formats {
+        let Ok(fourcc) = DrmFourcc::try_from(*code) else {
+            continue;
+        };
+        for m in plane_formats.modifiers_for(*code) {
+            scanout.push(DrmFormat {
+                code: fourcc,
+                modifier: drm_fourcc::DrmModifier::from(m.0),
+            });
+        }
+    }
+    log::info!(
+        "primary plane scans out: {}",
+        scanout
+            .iter()
+            .map(|f| format!("{:?}/{:?}", f.code, f.modifier))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let renderer = PixmanRenderer::new().map_err(|e| format!("pixman: {e}"))?;
+    let render_formats: Vec<DrmFormat> = renderer.dmabuf_formats().iter().copied().collect();
+    let mut all_formats = render_formats.clone();
+    for f in &scanout {
+        if !all_formats.contains(f) {
+            all_formats.push(*f);
+        }
+    }
+    let feedback = DmabufFeedbackBuilder::new(main_dev, all_formats.iter().copied())
+        .add_preference_tranche(
+            main_dev,
+            Some(smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags::Scanout),
+            scanout.iter().copied(),
+        )
+        .build()
+        .map_err(|e| format!("dma-buf feedback: {e}"))?;
+
+    let allocator = DumbAllocator::new(fd.clone());
+    let registry = exporter::FramebufferRegistry::default();
+    let exporter = exporter::CenallocExporter::new(fd.clone(), registry.clone());
+    let compositor = DrmCompositor::new(
+        OutputModeSource::Static {
+            size: (w as i32, h as i32).into(),
+            scale: smithay::output::Scale::Integer(1).fractional_scale().into(),
+            transform: Transform::Normal,
+        },
+        surface,
+        None,
+        allocator,
+        exporter,
+        [DrmFourcc::Xrgb8888, DrmFourcc::Argb8888],
+        render_formats.iter().copied(),
+        (64, 64).into(),
+        None::<GbmDevice<DrmDeviceFd>>,
+    )
+    .map_err(|e| format!("DrmCompositor: {e}"))?;
+
+    let writeback = match options.verify {
+        Some(_) => Some(verify::Writeback::new(&fd, connector.handle(), (w, h))?),
+        None => None,
+    };
+
+    let mut event_loop: EventLoop<State> =
+        EventLoop::try_new().map_err(|e| format!("event loop: {e}"))?;
+    let mut display: Display<State> = Display::new().map_err(|e| format!("display: {e}"))?;
+    let dh = display.handle();
+    let mut state = State::new(
+        &dh,
+        &feedback,
+        renderer,
+        compositor,
+        fd.clone(),
+        primary_plane,
+        registry,
+        (w as i32, h as i32),
+        writeback,
+        options.verify,
+        options.expect,
+    );
+
+    let socket = ListeningSocketSource::new_auto().map_err(|e| format!("socket: {e}"))?;
+    let socket_name = socket.socket_name().to_string_lossy().into_owned();
+    let handle = event_loop.handle();
+    handle
+        .insert_source(socket, |stream, _, state| state.add_client(stream))
+        .map_err(|e| format!("socket source: {e}"))?;
+    let poll_fd = display
+        .backend()
+        .poll_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("dup display fd: {e}"))?;
+    state.display = Some(display);
+    handle
+        .insert_source(
+            Generic::new(poll_fd, Interest::READ, Mode::Level),
+            |_, _, state| {
+                state.dispatch_clients();
+                Ok(PostAction::Continue)
+            },
+        )
+        .map_err(|e| format!("display source: {e}"))?;
+    handle
+        .insert_source(notifier, |event, _, state| match event {
+            DrmEvent::VBlank(_) => state.vblank(),
+            DrmEvent::Error(e) => log::error!("DRM: {e}"),
+        })
+        .map_err(|e| format!("DRM source: {e}"))?;
+
+    // Clients: the --first ones one after another, then the main one.
+    let mut queue: Vec<Vec<String>> = options.first.clone();
+    if !options.client.is_empty() {
+        queue.push(options.client.clone());
+    }
+    let spawn = move |argv: &[String]| -> Result<Child, String> {
+        log::info!("spawning {}", argv.join(" "));
+        Command::new(&argv[0])
+            .args(&argv[1..])
+            .env("WAYLAND_DISPLAY", &socket_name)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", argv[0]))
+    };
+    let mut queue = queue.into_iter();
+    let mut current: Option<(Vec<String>, Child)> = match queue.next() {
+        Some(argv) => Some((argv.clone(), spawn(&argv)?)),
+        None => None,
+    };
+    let mut failed_clients = 0;
+    let main_client = options.client.clone();
+    handle
+        .insert_source(Timer::from_duration(Duration::from_millis(50)), move |_, _, state| {
+            if let Some((argv, child)) = current.as_mut() {
+                match child.try_wait() {
+                    Ok(Some(status)) => {
+                        println!("client `{}` exited: {status}", argv.join(" "));
+                        if !status.success() {
+                            failed_clients += 1;
+                        }
+                        let was_main = *argv == main_client;
+                        current = None;
+                        if was_main {
+                            state.finish(failed_clients);
+                        } else if let Some(next) = queue.next() {
+                            match spawn(&next) {
+                                Ok(c) => current = Some((next, c)),
+                                Err(e) => {
+                                    eprintln!("compositor: {e}");
+                                    failed_clients += 1;
+                                    state.finish(failed_clients);
+                                }
+                            }
+                        } else {
+                            state.finish(failed_clients);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::error!("waiting for the client: {e}"),
+                }
+            }
+            TimeoutAction::ToDuration(Duration::from_millis(50))
+        })
+        .map_err(|e| format!("timer: {e}"))?;
+
+    while state.exit_code.is_none() {
+        event_loop
+            .dispatch(Some(Duration::from_millis(100)), &mut state)
+            .map_err(|e| format!("event loop: {e}"))?;
+        state.render_if_needed();
+        state.flush_clients();
+    }
+    Ok(state.exit_code.unwrap_or(ExitCode::FAILURE))
+}
+
+/// The render elements of the compositor: client surfaces.
+pub type SurfaceElement = WaylandSurfaceRenderElement<PixmanRenderer>;
+
+/// Collects the elements of `surface` at the origin.
+pub fn surface_elements(
+    renderer: &mut PixmanRenderer,
+    surface: &smithay::reexports::wayland_server::protocol::wl_surface::WlSurface,
+) -> Vec<SurfaceElement> {
+    render_elements_from_surface_tree(renderer, surface, (0, 0), 1.0, 1.0, Kind::Unspecified)
+}
+
+/// The client dma-buf behind a render element, if it is one.
+pub fn element_dmabuf(
+    renderer: &mut PixmanRenderer,
+    element: &SurfaceElement,
+) -> Option<smithay::backend::allocator::dmabuf::Dmabuf> {
+    match element.underlying_storage(renderer)? {
+        UnderlyingStorage::Wayland(buffer) => get_dmabuf(&buffer).ok().cloned(),
+        UnderlyingStorage::Memory { .. } => None,
+    }
+}
+
+/// How DrmCompositor placed a frame's client element.
+pub fn primary_assignment<B, F, E>(result: &PrimaryPlaneElement<'_, B, F, E>) -> bool
+where
+    B: smithay::backend::allocator::Buffer,
+    F: smithay::backend::drm::Framebuffer,
+    E: Element,
+{
+    matches!(result, PrimaryPlaneElement::Element(_))
+}
+
+/// Frame flags: direct scanout on the primary plane allowed.
+pub const FRAME_FLAGS: FrameFlags = FrameFlags::DEFAULT;

@@ -1,0 +1,233 @@
+//! The zero-copy proof: which framebuffer is on the primary plane and whose memory backs it,
+//! and what the display actually produced (vkms writeback), compared with the client's pixels.
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+
+use cenalloc::{Buffer, CpuAccess, Fourcc, Layout, Modifier, PlaneLayout, SourceChoice, SourceKind};
+use drm::buffer::{Buffer as _, DrmFourcc};
+use drm::control::atomic::AtomicModeReq;
+use drm::control::dumbbuffer::DumbBuffer;
+use drm::control::{connector, framebuffer, plane, property, AtomicCommitFlags, Device as _};
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::backend::allocator::Buffer as _;
+use smithay::backend::drm::DrmDeviceFd;
+
+use crate::sys;
+
+/// The property `name` of a KMS object.
+pub fn find_property(
+    drm: &DrmDeviceFd,
+    object: impl drm::control::ResourceHandle,
+    name: &str,
+) -> Result<(property::Handle, u64), String> {
+    let props = drm
+        .get_properties(object)
+        .map_err(|e| format!("cannot read properties: {e}"))?;
+    for (handle, value) in props.iter() {
+        let info = drm
+            .get_property(*handle)
+            .map_err(|e| format!("cannot read property {handle:?}: {e}"))?;
+        if info.name().to_bytes() == name.as_bytes() {
+            return Ok((*handle, *value));
+        }
+    }
+    Err(format!("no property {name}"))
+}
+
+/// The dma-buf inode behind a file descriptor (two fds of one dma-buf share it).
+fn inode(fd: BorrowedFd<'_>) -> Result<u64, String> {
+    rustix::fs::fstat(fd)
+        .map(|s| s.st_ino)
+        .map_err(|e| format!("fstat: {e}"))
+}
+
+/// Checks that the framebuffer scanned out by `plane` is backed by `client`'s dma-buf: GETFB2
+/// on the plane's FB_ID gives a GEM handle whose PRIME export is the client's dma-buf, and a
+/// PRIME import of the client's fd on the same DRM fd yields the handle the framebuffer was
+/// created from (`fb_handles`). Returns a one-line description.
+pub fn check_plane_backing(
+    drm: &DrmDeviceFd,
+    plane: plane::Handle,
+    client: &Dmabuf,
+    fb_handles: &[drm::buffer::Handle],
+) -> Result<String, String> {
+    let info = drm
+        .get_plane(plane)
+        .map_err(|e| format!("GETPLANE: {e}"))?;
+    let fb = info
+        .framebuffer()
+        .ok_or("the primary plane has no framebuffer")?;
+    let fb_info = drm
+        .get_planar_framebuffer(fb)
+        .map_err(|e| format!("GETFB2 on {fb:?}: {e}"))?;
+    let gem = fb_info.buffers()[0].ok_or("GETFB2 returned no GEM handle")?;
+    let exported = drm.buffer_to_prime_fd(gem, rustix::fs::OFlags::CLOEXEC.bits());
+    // GETFB2 made a fresh handle for us; close it whatever happened.
+    let _ = drm.close_buffer(gem);
+    let exported = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
+    let client_fd = client.handles().next().ok_or("client dma-buf without planes")?;
+    let (fb_ino, client_ino) = (inode(exported.as_fd())?, inode(client_fd)?);
+    if fb_ino != client_ino {
+        return Err(format!(
+            "FB {fb:?} is backed by dma-buf inode {fb_ino}, the client's is {client_ino}"
+        ));
+    }
+    // The exporter keeps its import handle open, so the kernel's per-file PRIME table maps the
+    // client's dma-buf to it: do not close this handle.
+    let imported = drm
+        .prime_fd_to_buffer(client_fd)
+        .map_err(|e| format!("PRIME import of the client's fd: {e}"))?;
+    if !fb_handles.contains(&imported) {
+        return Err(format!(
+            "PRIME import of the client's fd gives GEM {imported:?}, the FB was made from {fb_handles:?}"
+        ));
+    }
+    Ok(format!(
+        "FB {} <- GEM {} = PRIME import of client dma-buf (inode {client_ino})",
+        u32::from(fb),
+        u32::from(imported)
+    ))
+}
+
+/// A vkms writeback connector and a buffer it writes frames into.
+pub struct Writeback {
+    connector: connector::Handle,
+    fb_prop: property::Handle,
+    fence_prop: property::Handle,
+    buffer: DumbBuffer,
+    fb: framebuffer::Handle,
+    size: (u32, u32),
+}
+
+impl Writeback {
+    /// Prepares `connector` (a writeback connector) to capture `size` frames in XRGB8888.
+    pub fn new(drm: &DrmDeviceFd, connector: connector::Handle, size: (u32, u32)) -> Result<Self, String> {
+        let (fb_prop, _) = find_property(drm, connector, "WRITEBACK_FB_ID")?;
+        let (fence_prop, _) = find_property(drm, connector, "WRITEBACK_OUT_FENCE_PTR")?;
+        let buffer = drm
+            .create_dumb_buffer(size, DrmFourcc::Xrgb8888, 32)
+            .map_err(|e| format!("writeback dumb buffer: {e}"))?;
+        let fb = drm
+            .add_framebuffer(&buffer, 24, 32)
+            .map_err(|e| format!("writeback framebuffer: {e}"))?;
+        Ok(Writeback {
+            connector,
+            fb_prop,
+            fence_prop,
+            buffer,
+            fb,
+            size,
+        })
+    }
+
+    /// Queues one writeback job on the current frame, waits for its fence and returns the
+    /// captured XRGB8888 rows (tightly packed).
+    pub fn capture(&mut self, drm: &DrmDeviceFd) -> Result<Vec<u8>, String> {
+        let fence = AtomicI32::new(-1);
+        let mut req = AtomicModeReq::new();
+        req.add_property(self.connector, self.fb_prop, property::Value::Framebuffer(Some(self.fb)));
+        req.add_property(
+            self.connector,
+            self.fence_prop,
+            property::Value::UnsignedRange(fence.as_ptr() as u64),
+        );
+        drm.atomic_commit(AtomicCommitFlags::empty(), req)
+            .map_err(|e| format!("writeback commit: {e}"))?;
+        let fence = sys::fence_from_kernel(fence.load(Ordering::SeqCst))
+            .ok_or("the writeback commit returned no out-fence")?;
+        let mut pfd = [rustix::event::PollFd::new(&fence, rustix::event::PollFlags::IN)];
+        let ready = rustix::event::poll(&mut pfd, 5000).map_err(|e| format!("poll fence: {e}"))?;
+        if ready == 0 {
+            return Err("the writeback fence did not signal within 5 s".into());
+        }
+        let (w, h) = self.size;
+        let pitch = self.buffer.pitch() as usize;
+        let map = drm
+            .map_dumb_buffer(&mut self.buffer)
+            .map_err(|e| format!("map writeback buffer: {e}"))?;
+        let mut out = Vec::with_capacity(w as usize * h as usize * 4);
+        for y in 0..h as usize {
+            out.extend_from_slice(&map[y * pitch..y * pitch + w as usize * 4]);
+        }
+        Ok(out)
+    }
+}
+
+/// The client's pixels as (r, g, b) per pixel, read from its dma-buf through cenalloc.
+pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
+    let code = dmabuf.format().code;
+    let (w, h) = (dmabuf.width(), dmabuf.height());
+    let stride = dmabuf.strides().next().ok_or("no planes")? as u64;
+    let offset = dmabuf.offsets().next().ok_or("no planes")? as u64;
+    let fd = dmabuf
+        .handles()
+        .next()
+        .ok_or("no planes")?
+        .try_clone_to_owned()
+        .map_err(|e| format!("dup: {e}"))?;
+    let size = offset + stride * u64::from(h);
+    let layout = Layout {
+        fourcc: Some(code),
+        width: w,
+        height: h,
+        modifier: Modifier::LINEAR,
+        planes: vec![PlaneLayout {
+            offset,
+            stride,
+            size: stride * u64::from(h),
+        }],
+        size,
+    };
+    let source = SourceChoice {
+        kind: SourceKind::Heap,
+        name: "wayland client".into(),
+        path: None,
+    };
+    let buffer = Buffer::from_fd(fd, layout, source).map_err(|e| e.to_string())?;
+    let map = buffer.map(CpuAccess::Read).map_err(|e| e.to_string())?;
+    let bytes = map.as_slice();
+    let bpp = match code {
+        Fourcc::Rgb565 => 2,
+        _ => 4,
+    };
+    let mut out = Vec::with_capacity((w * h) as usize);
+    for y in 0..h as usize {
+        let row = &bytes[offset as usize + y * stride as usize..][..w as usize * bpp];
+        for px in row.chunks_exact(bpp) {
+            out.push(match code {
+                Fourcc::Xrgb8888 | Fourcc::Argb8888 => [px[2], px[1], px[0]],
+                Fourcc::Xbgr8888 | Fourcc::Abgr8888 => [px[0], px[1], px[2]],
+                Fourcc::Rgb565 => {
+                    let v = u16::from_le_bytes([px[0], px[1]]);
+                    let r = ((v >> 11) & 0x1f) as u8;
+                    let g = ((v >> 5) & 0x3f) as u8;
+                    let b = (v & 0x1f) as u8;
+                    [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)]
+                }
+                other => return Err(format!("cannot compare {other:?} pixels")),
+            });
+        }
+    }
+    // Frame counter: bits in the first 32 pixels of row 0 (white = 1).
+    let frame = out
+        .iter()
+        .take(32)
+        .fold(0u32, |acc, p| (acc << 1) | u32::from(p[0] > 0x7f));
+    Ok((out, frame))
+}
+
+/// Compares a writeback capture (XRGB8888 rows) with the client's pixels. Returns the number of
+/// differing pixels and the first one.
+pub fn compare(capture: &[u8], client: &[[u8; 3]]) -> (usize, Option<usize>) {
+    let mut diff = 0;
+    let mut first = None;
+    for (i, (px, want)) in capture.chunks_exact(4).zip(client).enumerate() {
+        if [px[2], px[1], px[0]] != *want {
+            diff += 1;
+            first.get_or_insert(i);
+        }
+    }
+    (diff, first)
+}

@@ -1,0 +1,151 @@
+//! The V4L2 stateful decoder protocol, decoding into cenalloc buffers.
+//!
+//! Steps (Documentation/userspace-api/media/v4l/dev-decoder.rst): set the coded format on the
+//! OUTPUT queue, subscribe to `V4L2_EVENT_SOURCE_CHANGE`, queue bitstream and start the OUTPUT
+//! queue, wait for the source-change event, read the decoded format with VIDIOC_G_FMT on the
+//! CAPTURE queue, allocate CAPTURE buffers for it (with cenalloc), queue them and start the
+//! CAPTURE queue, then decode; drain with `V4L2_DEC_CMD_STOP` until a buffer carries
+//! `V4L2_BUF_FLAG_LAST`.
+//!
+//! Not handled yet: a resolution change in the middle of a stream (a second source-change
+//! event, which needs the CAPTURE queue reallocated), and dynamic resolution on multi-planar
+//! decoders whose CAPTURE format has several memory planes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cenalloc::{Buffer, Error, Result};
+
+use crate::device::{Device, Direction, QueueFormat};
+use crate::format::PixelFormat;
+use crate::queue::{dequeue_event, Dequeued, Queue};
+use crate::sys;
+
+/// A stateful decoder session on one m2m node.
+#[derive(Debug)]
+pub struct StatefulDecoder {
+    dev: Arc<Device>,
+    output: Queue,
+    capture: Option<Queue>,
+}
+
+impl StatefulDecoder {
+    /// Starts a session: sets `coded` at `width`×`height` (a hint; the stream decides) on the
+    /// OUTPUT queue, subscribes to source-change and end-of-stream events and allocates
+    /// `output_slots` DMABUF slots for bitstream buffers.
+    pub fn new(
+        dev: Arc<Device>,
+        coded: PixelFormat,
+        width: u32,
+        height: u32,
+        output_slots: u32,
+    ) -> Result<StatefulDecoder> {
+        let name = dev.display_name();
+        let f = dev.set_format(Direction::Output, coded, width, height)?;
+        if f.pixelformat != coded {
+            return Err(Error::Unsupported {
+                device: name,
+                kind: cenalloc::ConstraintKind::Format,
+                detail: format!("the decoder does not accept {coded}"),
+            });
+        }
+        sys::subscribe_event(dev.fd(), sys::EVENT_SOURCE_CHANGE, 0)
+            .map_err(|e| Error::io(format!("{name}: subscribing to SOURCE_CHANGE"), e))?;
+        sys::subscribe_event(dev.fd(), sys::EVENT_EOS, 0)
+            .map_err(|e| Error::io(format!("{name}: subscribing to EOS"), e))?;
+        let mut output = Queue::new(dev.clone(), Direction::Output)?;
+        output.request_dmabuf(output_slots)?;
+        Ok(StatefulDecoder {
+            dev,
+            output,
+            capture: None,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+
+    /// The OUTPUT (bitstream) format: its sizeimage is the smallest bitstream buffer.
+    pub fn output_format(&self) -> Result<QueueFormat> {
+        self.dev.format(Direction::Output)
+    }
+
+    /// Queues `bytes` bytes of bitstream in `buffer` at OUTPUT slot `index`, starting the
+    /// OUTPUT queue on first use.
+    pub fn queue_bitstream(&mut self, index: u32, buffer: &Buffer, bytes: u32) -> Result<()> {
+        self.output.queue_buffer(index, buffer, &[bytes])?;
+        if !self.output.is_streaming() {
+            self.output.stream_on()?;
+        }
+        Ok(())
+    }
+
+    /// Takes back a consumed bitstream buffer, if one is done within `timeout`.
+    pub fn dequeue_bitstream(&mut self, timeout: Duration) -> Result<Option<Dequeued>> {
+        self.output.dequeue(timeout)
+    }
+
+    /// Waits for `V4L2_EVENT_SOURCE_CHANGE` and returns the CAPTURE format (VIDIOC_G_FMT)
+    /// the decoded frames will have.
+    pub fn wait_source_change(&mut self, timeout: Duration) -> Result<QueueFormat> {
+        let name = self.dev.display_name();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match dequeue_event(&self.dev, left)? {
+                Some(ev) if ev.type_ == sys::EVENT_SOURCE_CHANGE => {
+                    return self.dev.format(Direction::Capture);
+                }
+                Some(ev) => log::debug!("{name}: event {} while waiting", ev.type_),
+                None => {
+                    return Err(Error::io(
+                        format!("{name}: no SOURCE_CHANGE event within {timeout:?}"),
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Sets up the CAPTURE queue with `buffers` (allocated for the format from
+    /// [`StatefulDecoder::wait_source_change`]), queues them all and starts decoding.
+    pub fn start_capture(&mut self, buffers: &[Buffer]) -> Result<()> {
+        let mut q = Queue::new(self.dev.clone(), Direction::Capture)?;
+        let n = q.request_dmabuf(buffers.len() as u32)?;
+        for (i, b) in buffers.iter().enumerate().take(n as usize) {
+            q.queue_buffer(i as u32, b, &[])?;
+        }
+        q.stream_on()?;
+        self.capture = Some(q);
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for a decoded frame.
+    pub fn dequeue_frame(&mut self, timeout: Duration) -> Result<Option<Dequeued>> {
+        match &mut self.capture {
+            Some(q) => q.dequeue(timeout),
+            None => Err(Error::InvalidRequest(
+                "dequeue_frame before start_capture".to_owned(),
+            )),
+        }
+    }
+
+    /// Gives a decoded frame's buffer back to the decoder.
+    pub fn requeue_frame(&mut self, index: u32, buffer: &Buffer) -> Result<()> {
+        match &mut self.capture {
+            Some(q) => q.queue_buffer(index, buffer, &[]),
+            None => Err(Error::InvalidRequest(
+                "requeue_frame before start_capture".to_owned(),
+            )),
+        }
+    }
+
+    /// Starts draining (`V4L2_DEC_CMD_STOP`): the decoder finishes the queued bitstream and
+    /// marks its last frame with `V4L2_BUF_FLAG_LAST`.
+    pub fn drain(&mut self) -> Result<()> {
+        sys::decoder_cmd(self.dev.fd(), sys::DEC_CMD_STOP)
+            .map_err(|e| Error::io(format!("{}: V4L2_DEC_CMD_STOP", self.dev.display_name()), e))
+    }
+}
