@@ -34,7 +34,8 @@ pub struct Kernel {
     pub key: String,
 }
 
-/// Installs missing packages and returns a built guest kernel.
+/// Installs missing packages and returns a built guest kernel (from the cache when its inputs
+/// have not changed).
 pub fn setup() -> Result<Kernel> {
     if let Some(image) = std::env::var_os("CENALLOC_KERNEL") {
         let image = PathBuf::from(image);

@@ -59,6 +59,9 @@ pub fn main(args: &[String]) -> Result<i32> {
         i += 1;
     }
     let started = Instant::now();
+    // Packages first: the host build links libgbm, pixman and xkbcommon.
+    crate::packages::ensure()?;
+    let kernel = if guest { Some(kernel::setup()?) } else { None };
     let mut failures = Vec::new();
     let mut host_counts = Counts::default();
     let mut guest_counts = Counts::default();
@@ -66,9 +69,8 @@ pub fn main(args: &[String]) -> Result<i32> {
         eprintln!("xtask test: host tests (cargo test --workspace --exclude cenalloc-vmtests)");
         host_counts = host_tests(&mut failures)?;
     }
-    if guest {
-        let kernel = kernel::setup()?;
-        guest_counts = guest_tests(&kernel, &opts, &filter, &mut failures)?;
+    if let Some(kernel) = &kernel {
+        guest_counts = guest_tests(kernel, &opts, &filter, &mut failures)?;
     }
     let mut total = host_counts;
     total += guest_counts;
