@@ -53,7 +53,7 @@ pub struct Exported {
     pub keepalive: Option<Box<dyn Any + Send + Sync>>,
 }
 
-impl dyn Imported {
+impl<'a> dyn Imported + 'a {
     /// Downcasts to a backend's concrete import type.
     pub fn downcast_ref<T: 'static>(&self) -> Option<&T> {
         self.as_any().downcast_ref::<T>()

@@ -146,24 +146,39 @@ fn report_formats(dev: &Device, dir: Direction) -> Vec<FormatReport> {
 
 /// The roles of a node from its queues and their formats.
 pub fn roles(dev: &Device) -> Vec<Role> {
-    let has_cap = dev.buf_type(Direction::Capture).is_some();
-    let has_out = dev.buf_type(Direction::Output).is_some();
-    if dev.is_m2m() {
-        let out_fmts = dev.formats(Direction::Output);
-        let cap_fmts = dev.formats(Direction::Capture);
-        let out_compressed = !out_fmts.is_empty() && out_fmts.iter().all(|f| f.compressed);
-        let cap_compressed = !cap_fmts.is_empty() && cap_fmts.iter().all(|f| f.compressed);
-        return match (out_compressed, cap_compressed) {
+    let all_compressed = |dir| {
+        let f = dev.formats(dir);
+        !f.is_empty() && f.iter().all(|f| f.compressed)
+    };
+    derive_roles(
+        dev.is_m2m(),
+        dev.buf_type(Direction::Capture).is_some(),
+        dev.buf_type(Direction::Output).is_some(),
+        dev.is_m2m() && all_compressed(Direction::Capture),
+        dev.is_m2m() && all_compressed(Direction::Output),
+    )
+}
+
+/// Roles from the queues a node has and whether each carries only compressed formats.
+fn derive_roles(
+    m2m: bool,
+    has_capture: bool,
+    has_output: bool,
+    capture_compressed: bool,
+    output_compressed: bool,
+) -> Vec<Role> {
+    if m2m {
+        return match (output_compressed, capture_compressed) {
             (true, false) => vec![Role::Decoder, Role::M2m],
             (false, true) => vec![Role::Encoder, Role::M2m],
             _ => vec![Role::M2m],
         };
     }
     let mut r = Vec::new();
-    if has_cap {
+    if has_capture {
         r.push(Role::Camera);
     }
-    if has_out {
+    if has_output {
         r.push(Role::VideoOutput);
     }
     r
@@ -408,7 +423,34 @@ mod tests {
     }
 
     #[test]
-    fn report_names_roles() {
+    fn roles_follow_queues_and_compression() {
+        assert_eq!(
+            derive_roles(false, true, false, false, false),
+            [Role::Camera]
+        );
+        assert_eq!(
+            derive_roles(false, false, true, false, false),
+            [Role::VideoOutput]
+        );
+        assert_eq!(
+            derive_roles(true, true, true, false, true),
+            [Role::Decoder, Role::M2m]
+        );
+        assert_eq!(
+            derive_roles(true, true, true, true, false),
+            [Role::Encoder, Role::M2m]
+        );
+        assert_eq!(derive_roles(true, true, true, false, false), [Role::M2m]);
+    }
+
+    #[test]
+    fn report_lists_drm_equivalents_of_capture_formats() {
+        let fmt = |v4l2: PixelFormat, drm: Option<&str>| FormatReport {
+            v4l2,
+            drm: drm.map(str::to_owned),
+            compressed: false,
+            description: String::new(),
+        };
         let r = DeviceReport {
             path: "/dev/video0".into(),
             name: "vivid-000-vid-cap".into(),
@@ -418,20 +460,16 @@ mod tests {
             roles: vec![Role::Camera],
             multiplanar: false,
             streaming: true,
-            capture_formats: vec![FormatReport {
-                v4l2: PixelFormat::YUYV,
-                drm: Some("YUYV".into()),
-                compressed: false,
-                description: "YUYV 4:2:2".into(),
-            }],
+            capture_formats: vec![
+                fmt(PixelFormat::YUYV, Some("YUYV")),
+                fmt(PixelFormat::from_chars(b"HSV3"), None),
+            ],
             output_formats: vec![],
             can_import: true,
             can_export: true,
             needs_contiguous: true,
             contiguity_evidence: ContiguityEvidence::TrialRefused,
         };
-        let _ = PixelFormat::NV12;
-        let v = format!("{r:?}");
-        assert!(v.contains("Camera"));
+        assert_eq!(r.capture_drm_formats(), ["YUYV"]);
     }
 }
