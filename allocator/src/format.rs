@@ -129,7 +129,11 @@ impl FormatInfo {
 /// The four characters of a fourcc (or its hex value when they are not printable). Unlike
 /// `Display` of drm-fourcc, never panics.
 pub fn fourcc_name(fourcc: Fourcc) -> String {
-    let code = fourcc as u32;
+    fourcc_code_name(fourcc as u32)
+}
+
+/// [`fourcc_name`] for a raw fourcc code, known to drm-fourcc or not.
+pub fn fourcc_code_name(code: u32) -> String {
     let bytes = code.to_le_bytes();
     if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
         bytes

@@ -7,7 +7,7 @@
 
 use cenalloc::{BufferKind, BufferRequest, ConstraintKind, Constraints, Modifier, Usage};
 
-use crate::probe::{fourcc_string, ImportTrial, PlaneKind, Probe};
+use crate::probe::{fourcc_code_name, ImportTrial, PlaneKind, Probe};
 use crate::quirks::quirk_for;
 use crate::DrmError;
 
@@ -77,7 +77,7 @@ pub fn derive(
             fourcc,
         } => {
             let code = fourcc as u32;
-            let name = fourcc_string(code);
+            let name = fourcc_code_name(code);
             let mut modifiers: Option<Vec<Modifier>> = None;
             if scanout {
                 let m = probe.modifiers_for(code, &[PlaneKind::Primary, PlaneKind::Overlay]);
@@ -106,8 +106,12 @@ pub fn derive(
                     None => m,
                 });
                 if let Some((w, h)) = probe.cursor_size {
-                    c.max_width = Some(c.max_width.map_or(w as u32, |x| x.min(w as u32)));
-                    c.max_height = Some(c.max_height.map_or(h as u32, |x| x.min(h as u32)));
+                    let (w, h) = (
+                        u32::try_from(w).unwrap_or(u32::MAX),
+                        u32::try_from(h).unwrap_or(u32::MAX),
+                    );
+                    c.max_width = Some(c.max_width.map_or(w, |x| x.min(w)));
+                    c.max_height = Some(c.max_height.map_or(h, |x| x.min(h)));
                 }
             }
             let mut modifiers = modifiers.unwrap_or_else(|| vec![Modifier::LINEAR]);

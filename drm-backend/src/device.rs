@@ -36,12 +36,6 @@ impl AsFd for Node {
 impl drm::Device for Node {}
 impl drm::control::Device for Node {}
 
-impl Node {
-    pub(crate) fn from_owned(fd: OwnedFd) -> Node {
-        Node(fd)
-    }
-}
-
 /// What sysfs says about the device behind a node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SysfsInfo {
@@ -266,6 +260,32 @@ impl DrmDevice {
     /// What sysfs says about the device.
     pub fn sysfs(&self) -> &SysfsInfo {
         &self.shared.sysfs
+    }
+
+    /// Opens a second, independent file on the same node (its own GEM handle namespace), so
+    /// a library like libgbm can own handles the import refcount never sees. On a primary
+    /// node the new file is authenticated through this one when the kernel asks for it.
+    // Legacy magic authentication is deprecated in favour of render nodes, but GBM's
+    // fallback allocator needs dumb buffers, which only primary nodes give.
+    #[allow(deprecated)]
+    pub(crate) fn reopen(&self) -> Result<Node, DrmError> {
+        let path = format!("/proc/self/fd/{}", self.shared.node.0.as_raw_fd());
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| DrmError::io(self.name(), "reopening the node", e))?;
+        let node = Node(OwnedFd::from(file));
+        if self.kind() == NodeKind::Card && !node.authenticated().unwrap_or(true) {
+            let token = node
+                .generate_auth_token()
+                .map_err(|e| DrmError::io(self.name(), "DRM_IOCTL_GET_MAGIC", e))?;
+            self.shared
+                .node
+                .authenticate_auth_token(token)
+                .map_err(|e| DrmError::io(self.name(), "DRM_IOCTL_AUTH_MAGIC", e))?;
+        }
+        Ok(node)
     }
 
     /// Number of GEM handles currently held by live imports (for leak checks).

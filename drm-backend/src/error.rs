@@ -65,6 +65,15 @@ pub enum DrmError {
         /// The errno.
         source: io::Error,
     },
+    /// The KMS objects needed for presenting or writeback are missing (no connector, no
+    /// property, no mode of the size asked for).
+    #[error("{device}: {detail}")]
+    Kms {
+        /// The device.
+        device: String,
+        /// What is missing.
+        detail: String,
+    },
     /// Any other ioctl or sysfs failure.
     #[error("{device}: {context}: {source}")]
     Io {
@@ -96,11 +105,13 @@ impl From<DrmError> for cenalloc::Error {
                 reason,
                 source: None,
             },
-            DrmError::StrideTooSmall { device, .. } => cenalloc::Error::Import {
-                device,
-                reason,
-                source: None,
-            },
+            DrmError::StrideTooSmall { device, .. } | DrmError::Kms { device, .. } => {
+                cenalloc::Error::Import {
+                    device,
+                    reason,
+                    source: None,
+                }
+            }
             DrmError::ModifierUnsupported {
                 device, modifier, ..
             } => cenalloc::Error::Unsupported {

@@ -2,7 +2,7 @@
 //! primary nodes that must be the exporter (virtio-gpu without 3D refuses foreign dma-bufs),
 //! or a GBM buffer object (Mesa's libgbm) on render devices with a GBM driver.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use cenalloc::format::FormatInfo;
 use cenalloc::{
@@ -11,7 +11,7 @@ use cenalloc::{
 };
 use drm::control::Device as _;
 
-use crate::probe::fourcc_string;
+use crate::probe::fourcc_code_name;
 use crate::{DrmDevice, DrmError, NodeKind};
 
 /// DRM_CLOEXEC | DRM_RDWR for PRIME export (include/uapi/drm/drm.h: both are the O_ flags).
@@ -46,7 +46,7 @@ pub fn export_dumb(
     height: u32,
     fourcc: Fourcc,
 ) -> Result<Exported, DrmError> {
-    let name = fourcc_string(fourcc as u32);
+    let name = fourcc_code_name(fourcc as u32);
     let unsupported = |what, detail: String| DrmError::Unsupported {
         device: dev.name().to_owned(),
         what,
@@ -58,9 +58,8 @@ pub fn export_dumb(
     let plane = info.planes[0];
     let bpp =
         u32::try_from(plane.block_bytes * 8 / u64::from(plane.block_width.max(1))).unwrap_or(32);
-    let width_px = width;
     let dumb = dev
-        .create_dumb_buffer((width_px, height), fourcc, bpp)
+        .create_dumb_buffer((width, height), fourcc, bpp)
         .map_err(|e| {
             DrmError::io(
                 dev.name(),
@@ -110,11 +109,9 @@ pub fn export_gbm(
     modifiers: &[Modifier],
     usage: Usage,
 ) -> Result<Exported, DrmError> {
-    let dup = dev
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| DrmError::io(dev.name(), "dup of the device fd", e))?;
-    let gbm_dev = gbm::Device::new(crate::device::Node::from_owned(dup))
+    // A file of its own: libgbm's GEM handles must not alias handles this device's imports
+    // count and close (one dma-buf on one file always maps to one handle).
+    let gbm_dev = gbm::Device::new(dev.reopen()?)
         .map_err(|e| DrmError::io(dev.name(), "gbm_create_device", e))?;
     let mut flags = gbm::BufferObjectFlags::empty();
     if usage.intersects(Usage::RENDER | Usage::TEXTURE) {
@@ -134,12 +131,14 @@ pub fn export_gbm(
     // DRI drivers without modifier support make libgbm fail with ENOSYS; a linear buffer
     // can still be asked for through the plain entry point with GBM_BO_USE_LINEAR.
     let linear_ok = !explicit || modifiers.contains(&Modifier::LINEAR);
+    let mut forced_linear = false;
     if let Err(e) = &created {
         if e.raw_os_error() == Some(rustix::io::Errno::NOSYS.raw_os_error()) && linear_ok {
             log::debug!(
                 "{}: GBM has no modifier support, asking for LINEAR",
                 dev.name()
             );
+            forced_linear = true;
             created = gbm_dev.create_buffer_object::<()>(
                 width,
                 height,
@@ -153,18 +152,14 @@ pub fn export_gbm(
             dev.name(),
             format!(
                 "gbm_bo_create_with_modifiers2 {width}x{height} {}",
-                fourcc_string(fourcc as u32)
+                fourcc_code_name(fourcc as u32)
             ),
             e,
         )
     })?;
-    let fd = bo.fd().map_err(|e| {
-        DrmError::io(
-            dev.name(),
-            format!("gbm_bo_get_fd: {e}"),
-            std::io::Error::other("invalid fd"),
-        )
-    })?;
+    let fd = bo
+        .fd()
+        .map_err(|e| DrmError::io(dev.name(), "gbm_bo_get_fd", std::io::Error::other(e)))?;
     let size = dmabuf_size(dev, &fd)?;
     let count = bo.plane_count() as i32;
     let mut planes = Vec::new();
@@ -182,7 +177,11 @@ pub fn export_gbm(
         let end = planes.get(i + 1).map_or(size, |p| p.offset);
         planes[i].size = end.saturating_sub(planes[i].offset);
     }
-    let modifier = Modifier(u64::from(bo.modifier()));
+    let mut modifier = Modifier(u64::from(bo.modifier()));
+    if forced_linear && modifier == Modifier::INVALID {
+        // GBM_BO_USE_LINEAR guarantees the layout the driver cannot name.
+        modifier = Modifier::LINEAR;
+    }
     Ok(Exported {
         fd,
         layout: Layout {

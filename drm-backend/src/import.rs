@@ -15,7 +15,7 @@ use drm::buffer::{Handle as GemHandle, PlanarBuffer};
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 
 use crate::device::Shared;
-use crate::probe::{fourcc_string, PlaneKind};
+use crate::probe::{fourcc_code_name, PlaneKind};
 use crate::{DrmDevice, DrmError};
 
 /// One counted reference to a GEM handle; the handle is closed when the last one drops.
@@ -167,7 +167,7 @@ impl DrmDevice {
         let Some(fourcc) = layout.fourcc else {
             return Ok(());
         };
-        let name = fourcc_string(fourcc as u32);
+        let name = fourcc_code_name(fourcc as u32);
         let device = self.name().to_owned();
         let unsupported = |detail: String| DrmError::Unsupported {
             device: device.clone(),
@@ -224,6 +224,13 @@ impl DrmDevice {
         if probe.is_display() && layout.modifier != Modifier::INVALID {
             let kinds = [PlaneKind::Primary, PlaneKind::Overlay, PlaneKind::Cursor];
             let supported = probe.modifiers_for(fourcc as u32, &kinds);
+            if supported.is_empty() {
+                return Err(DrmError::Unsupported {
+                    device,
+                    what: cenalloc::ConstraintKind::Format,
+                    detail: format!("no plane scans out {name}"),
+                });
+            }
             if !supported.contains(&layout.modifier) {
                 return Err(DrmError::ModifierUnsupported {
                     device,

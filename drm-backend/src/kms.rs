@@ -64,9 +64,8 @@ pub(crate) fn find_pipeline(
     let res = dev
         .resource_handles()
         .map_err(|e| DrmError::io(dev.name(), "GETRESOURCES", e))?;
-    let none = |detail: &str| DrmError::Unsupported {
+    let none = |detail: &str| DrmError::Kms {
         device: dev.name().to_owned(),
-        what: cenalloc::ConstraintKind::Format,
         detail: detail.to_owned(),
     };
     for &c in res.connectors() {

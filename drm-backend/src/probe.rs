@@ -130,20 +130,7 @@ pub struct Probe {
     pub connectors: Vec<String>,
 }
 
-/// A fourcc's four characters, or its hex value when they are not printable.
-pub fn fourcc_string(code: u32) -> String {
-    let bytes = code.to_le_bytes();
-    if bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-        bytes
-            .iter()
-            .map(|&b| b as char)
-            .collect::<String>()
-            .trim_end()
-            .to_owned()
-    } else {
-        format!("{code:#010x}")
-    }
-}
+pub use cenalloc::format::fourcc_code_name;
 
 fn bound(b: Bound<&u32>, default: u32) -> u32 {
     match b {
@@ -189,14 +176,14 @@ fn plane_report(dev: &DrmDevice, handle: drm::control::plane::Handle) -> Option<
         .map(|fm: &FormatModifiers| {
             fm.modifiers
                 .iter()
-                .map(|(f, m)| (fourcc_string(*f), m.clone()))
+                .map(|(f, m)| (fourcc_code_name(*f), m.clone()))
                 .collect()
         })
         .unwrap_or_default();
     Some(PlaneReport {
         id: u32::from(handle),
         kind,
-        formats: raw_formats.iter().map(|f| fourcc_string(*f)).collect(),
+        formats: raw_formats.iter().map(|f| fourcc_code_name(*f)).collect(),
         in_formats,
         raw_formats,
         format_modifiers,

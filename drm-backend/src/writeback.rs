@@ -61,9 +61,8 @@ impl Writeback {
             .modes
             .iter()
             .find(|m| (u32::from(m.size().0), u32::from(m.size().1)) == size)
-            .ok_or_else(|| DrmError::Unsupported {
+            .ok_or_else(|| DrmError::Kms {
                 device: self.dev.name().to_owned(),
-                what: cenalloc::ConstraintKind::MaxWidth,
                 detail: format!("writeback offers no {}x{} mode", size.0, size.1),
             })?;
         let p = &self.pipeline;

@@ -15,8 +15,6 @@ use cenalloc_vmtests::raw::heap_alloc;
 use cenalloc_vmtests::{dri_debugfs_framebuffers, drm_device};
 use drm::control::Device as _;
 
-const IGNORE: &str = "needs the guest devices: cargo xtask test runs it";
-
 fn card(driver: &str) -> DrmDevice {
     drm_device(driver, NodeKind::Card)
 }
@@ -52,7 +50,6 @@ fn pattern(x: u32, y: u32) -> u32 {
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn probe_vkms_vgem_virtio_gpu() {
-    let _ = IGNORE;
     let vkms = card("vkms");
     let p = vkms.probe();
     assert!(
@@ -350,18 +347,57 @@ fn vkms_scanout_with_virtio_gpu_render_is_exported_by_virtio_gpu() {
 
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
-fn gbm_export_explore() {
-    for d in cenalloc_drm::enumerate() {
-        let r = cenalloc_drm::export::export_gbm(
-            &d,
-            64,
-            64,
-            Fourcc::Xrgb8888,
-            &[Modifier::LINEAR],
-            Usage::RENDER,
-        );
-        eprintln!("GBM on {}: {:?}", d.name(), r.map(|e| e.layout));
-    }
+fn gbm_exports_on_virtio_gpu_card_and_fails_cleanly_on_render_nodes() {
+    let fds = open_fd_count();
+    // Without host 3D, Mesa's GBM on virtio-gpu falls back to kms_swrast, which allocates
+    // dumb buffers: it works on the primary node, not on the render node.
+    let virtio = card("virtio_gpu");
+    let vkms = card("vkms");
+    let exported = cenalloc_drm::export::export_gbm(
+        &virtio,
+        64,
+        64,
+        Fourcc::Xrgb8888,
+        &[Modifier::LINEAR],
+        Usage::RENDER,
+    )
+    .expect("GBM on the virtio-gpu card");
+    assert_eq!(exported.layout.modifier, Modifier::LINEAR);
+    assert!(exported.layout.planes[0].stride >= 256);
+    assert!(exported.keepalive.is_some());
+    let source = SourceChoice {
+        kind: SourceKind::Device,
+        name: virtio.name().to_owned(),
+        path: None,
+    };
+    let buffer = Buffer::with_keepalive(exported.fd, exported.layout, source, exported.keepalive)
+        .expect("GBM export is a dma-buf");
+    let on_vkms = vkms
+        .import_buffer(&buffer)
+        .expect("vkms imports the GBM buffer");
+    assert!(on_vkms.framebuffer().is_some());
+    // Importing into the allocating device itself gives a handle on the device's own file,
+    // never one libgbm owns.
+    let on_virtio = virtio
+        .import_buffer(&buffer)
+        .expect("virtio-gpu imports its GBM buffer");
+    assert!(on_virtio.framebuffer().is_some());
+    drop((on_vkms, on_virtio, buffer));
+    assert_eq!(virtio.live_gem_handles(), 0);
+
+    let render = drm_device("virtio_gpu", NodeKind::Render);
+    let err = cenalloc_drm::export::export_gbm(
+        &render,
+        64,
+        64,
+        Fourcc::Xrgb8888,
+        &[Modifier::LINEAR],
+        Usage::RENDER,
+    )
+    .expect_err("no GBM allocation on a render node without host 3D");
+    assert!(matches!(err, DrmError::Io { .. }), "{err}");
+    drop((render, virtio, vkms));
+    assert_eq!(open_fd_count(), fds);
 }
 
 #[test]
@@ -387,4 +423,51 @@ fn vkms_presents_and_flips_through_the_atomic_helper() {
     );
     display.disable().expect("off");
     assert_eq!(vkms.get_plane(plane).unwrap().framebuffer(), None);
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn vkms_scanout_alone_comes_from_the_system_heap() {
+    let vkms: Arc<dyn Importer> = Arc::new(card("vkms"));
+    let allocator = cenalloc::Allocator::new();
+    let req = BufferRequest::image(320, 240, Fourcc::Xrgb8888, Usage::SCANOUT);
+    let importers = [vkms];
+    let plan = allocator.plan(&req, &importers).expect("plan");
+    assert_eq!(plan.source.kind, SourceKind::Heap, "{:?}", plan.reasons);
+    assert_eq!(plan.source.name, "system", "{:?}", plan.reasons);
+    let shared = allocator
+        .realize_plan(plan, &importers)
+        .expect("allocate and import");
+    let imp = shared.imports()[0]
+        .downcast_ref::<DrmImport>()
+        .expect("a DRM import");
+    assert!(imp.framebuffer().is_some());
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn vkms_scanout_with_contiguous_vivid_camera_comes_from_cma() {
+    let vkms: Arc<dyn Importer> = Arc::new(card("vkms"));
+    let cam =
+        cenalloc_v4l2::Device::open(cenalloc_vmtests::devices::video_node("vivid-000-vid-cap"))
+            .expect("open vivid-000");
+    let cam: Arc<dyn Importer> = Arc::new(cenalloc_v4l2::V4l2Importer::new(
+        Arc::new(cam),
+        cenalloc_v4l2::Direction::Capture,
+    ));
+    let allocator = cenalloc::Allocator::new();
+    let req = BufferRequest::image(
+        640,
+        480,
+        Fourcc::Xrgb8888,
+        Usage::SCANOUT | Usage::CAMERA_WRITE,
+    );
+    let importers = [vkms, cam];
+    let plan = allocator.plan(&req, &importers).expect("plan");
+    assert!(plan.merged.constraints.contiguous, "{:?}", plan.reasons);
+    assert_eq!(plan.source.name, "reserved", "{:?}", plan.reasons);
+    let shared = allocator
+        .realize_plan(plan, &importers)
+        .expect("allocate and import into both");
+    assert_eq!(shared.imports().len(), 2);
 }

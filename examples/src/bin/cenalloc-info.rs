@@ -114,7 +114,7 @@ fn drm_entry(dev: &DrmDevice) -> DeviceEntry {
                 .collect();
             let entry = format!(
                 "{}:{}",
-                cenalloc_drm::probe::fourcc_string(*f),
+                cenalloc_drm::probe::fourcc_code_name(*f),
                 mods.join("|")
             );
             if !formats.contains(&entry) {
