@@ -8,7 +8,6 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/shm && mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 
 ctl=
@@ -28,6 +27,20 @@ if [ -z "$ctl" ] || [ ! -f "/mnt/$ctl/env.sh" ]; then
 fi
 # shellcheck disable=SC1090
 . "/mnt/$ctl/env.sh"
+
+# A writable /tmp for the command. A workspace that itself lives under the host's /tmp (a
+# fresh clone made with mktemp) stays visible: the host's /tmp is kept aside and the workspace
+# bound back into the new /tmp at its own path.
+case "$CENALLOC_VM_ROOT" in
+  /tmp/*)
+    mkdir -p /run/host-tmp && mount --bind /tmp /run/host-tmp
+    mount -t tmpfs -o mode=1777 tmpfs /tmp
+    mkdir -p "$CENALLOC_VM_ROOT"
+    mount --bind "/run/host-tmp/${CENALLOC_VM_ROOT#/tmp/}" "$CENALLOC_VM_ROOT"
+    ;;
+  *) mount -t tmpfs -o mode=1777 tmpfs /tmp ;;
+esac
+
 # The share appears at the same path as on the host, so paths under it mean the same thing.
 mount --bind /mnt "$CENALLOC_VM_SHARE"
 c="$CENALLOC_VM_SHARE/$ctl"

@@ -161,7 +161,8 @@ pub fn run(kernel: &Kernel, opts: &VmOptions, cwd: &Path, cmd: &[String]) -> Res
     write(
         "env.sh",
         format!(
-            "CENALLOC_VM_SHARE={}\nCENALLOC_VM_CWD={}\n",
+            "CENALLOC_VM_ROOT={}\nCENALLOC_VM_SHARE={}\nCENALLOC_VM_CWD={}\n",
+            shell_quote(&workspace_root().to_string_lossy()),
             shell_quote(&share.to_string_lossy()),
             shell_quote(&cwd.to_string_lossy())
         ),
