@@ -322,7 +322,7 @@ pub fn enumerate() -> Vec<DrmDevice> {
         .filter_map(|p| match DrmDevice::open(&p) {
             Ok(d) => Some(d),
             Err(e) => {
-                log::warn!("skipping {}: {e}", p.display());
+                log::warn!("{} left out: {e}", p.display());
                 None
             }
         })

@@ -152,7 +152,7 @@ pub(crate) fn discover_udmabuf(
                 })
                 .map_err(|e| {
                     let u = unavailable_from_open_error(&path, "misc", "udmabuf", &e);
-                    log::warn!("skipping udmabuf: {}; fix: {}", u.reason, u.fix);
+                    log::warn!("udmabuf left out, unusable: {}; fix: {}", u.reason, u.fix);
                     u
                 })
         })
