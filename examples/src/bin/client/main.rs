@@ -1,7 +1,9 @@
 //! A Wayland client that allocates its buffers with cenalloc and presents them fullscreen via
 //! linux-dmabuf v4 and xdg-shell.
 //!
-//! It reads the compositor's dma-buf feedback, allocates SCANOUT buffers for the main device,
+//! It reads the compositor's dma-buf feedback and allocates its buffers with cenalloc: for a
+//! format in the scanout tranche, with SCANOUT usage and the main device (opened through
+//! cenalloc-drm) as importer; for any other format, for the CPU alone. It
 //! draws a moving pattern on the CPU (frame counter in the first pixels of row 0) and presents
 //! `--frames N` frames. `--format` picks the fourcc (e.g. one the plane cannot scan out, to see
 //! the compositor composite it); `--bad KIND` sends one malformed buffer and expects the
@@ -16,8 +18,9 @@ mod pattern;
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use cenalloc::{BufferRequest, CpuAccess, Fourcc, Modifier, SharedBuffer, Usage};
+use cenalloc::{BufferRequest, CpuAccess, Fourcc, Importer, Modifier, SharedBuffer, Usage};
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_registry, wl_surface};
 use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle, WEnum};
@@ -55,7 +58,11 @@ impl FromStr for BadKind {
             "size" => BadKind::Size,
             "planes" => BadKind::Planes,
             "not-dmabuf" => BadKind::NotDmabuf,
-            _ => return Err(format!("unknown --bad kind {s:?} (stride, short-stride, offset, size, planes, not-dmabuf)")),
+            _ => {
+                return Err(format!(
+                "unknown --bad kind {s:?} (stride, short-stride, offset, size, planes, not-dmabuf)"
+            ))
+            }
         })
     }
 }
@@ -122,8 +129,27 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("client: {e}");
-            ExitCode::from(1)
+            if e.starts_with("protocol error") {
+                ExitCode::from(3)
+            } else {
+                ExitCode::from(1)
+            }
         }
+    }
+}
+
+/// The name of a zwp_linux_buffer_params_v1 error code.
+fn params_error_name(code: u32) -> &'static str {
+    match code {
+        0 => "already_used",
+        1 => "plane_idx",
+        2 => "plane_set",
+        3 => "incomplete",
+        4 => "invalid_format",
+        5 => "invalid_dimensions",
+        6 => "out_of_bounds",
+        7 => "invalid_wl_buffer",
+        _ => "unknown",
     }
 }
 
@@ -131,8 +157,16 @@ fn main() -> ExitCode {
 fn wayland_error(conn: &Connection, e: impl std::fmt::Display) -> String {
     match conn.protocol_error() {
         Some(p) => format!(
-            "protocol error from the compositor: {}@{} code {}: {}",
-            p.object_interface, p.object_id, p.code, p.message
+            "protocol error from the compositor: {}@{} code {} ({}): {}",
+            p.object_interface,
+            p.object_id,
+            p.code,
+            if p.object_interface == "zwp_linux_buffer_params_v1" {
+                params_error_name(p.code)
+            } else {
+                "-"
+            },
+            p.message
         ),
         None => format!("wayland: {e}"),
     }
@@ -160,13 +194,24 @@ fn run(options: &Options) -> Result<ExitCode, String> {
             .blocking_dispatch(&mut state)
             .map_err(|e| wayland_error(&conn, e))?;
     }
-    let main_device = state.feedback.main_device.ok_or("feedback without a main device")?;
+    let main_device = state
+        .feedback
+        .main_device
+        .ok_or("feedback without a main device")?;
     let node = feedback::node_of(main_device);
     log::info!(
         "main device {main_device:#x} ({}), {} tranche(s), {} scanout format(s)",
-        node.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "no node".into()),
+        node.as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "no node".into()),
         state.feedback.tranches.len(),
-        state.feedback.tranches.iter().filter(|t| t.scanout).map(|t| t.formats.len()).sum::<usize>()
+        state
+            .feedback
+            .tranches
+            .iter()
+            .filter(|t| t.scanout)
+            .map(|t| t.formats.len())
+            .sum::<usize>()
     );
 
     let surface = compositor.create_surface(&qh, ());
@@ -202,21 +247,33 @@ fn run(options: &Options) -> Result<ExitCode, String> {
     );
 
     let allocator = cenalloc::Allocator::new();
-    // The compositor's main device would take part as a cenalloc-drm importer (SCANOUT
-    // constraints); until that backend lands the request carries SCANOUT usage and LINEAR.
-    let importers = Vec::new();
+    // The compositor's main device takes part in the allocation (SCANOUT constraints from its
+    // planes) when the format is in its scanout tranche; otherwise the buffer only needs to be
+    // sampled by the compositor's renderer, so it is allocated for the CPU alone.
+    let scanout = state.feedback.scanout_supports(code, modifier.0);
+    let main_importer: Option<Arc<dyn Importer>> = match (&node, scanout) {
+        (Some(path), true) => match cenalloc_drm::DrmDevice::open(path) {
+            Ok(dev) => Some(Arc::new(dev)),
+            Err(e) => {
+                log::warn!("cannot open the main device {}: {e}", path.display());
+                None
+            }
+        },
+        _ => None,
+    };
     let alloc_height = if options.bad == Some(BadKind::Size) {
         height / 2
     } else {
         height
     };
-    let request = BufferRequest::image(
-        width,
-        alloc_height,
-        fourcc,
-        Usage::SCANOUT | Usage::CPU_WRITE | Usage::LINEAR,
-    )
-    .with_modifiers([modifier]);
+    let usage = if scanout {
+        Usage::SCANOUT | Usage::CPU_WRITE
+    } else {
+        Usage::CPU_WRITE
+    };
+    let request =
+        BufferRequest::image(width, alloc_height, fourcc, usage).with_modifiers([modifier]);
+    let importers: Vec<Arc<dyn Importer>> = main_importer.into_iter().collect();
     let mut buffers: Vec<SharedBuffer> = Vec::new();
     for i in 0..3 {
         let buffer = allocator
@@ -225,14 +282,27 @@ fn run(options: &Options) -> Result<ExitCode, String> {
         buffers.push(buffer);
     }
     log::info!(
-        "allocated {} buffers from {} ({})",
+        "allocated {} buffers for [{}] from {} ({})",
         buffers.len(),
+        importers
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
         buffers[0].buffer().source().name,
         buffers[0].plan().reasons.join("; ")
     );
 
     if let Some(kind) = options.bad {
-        return present_bad(&conn, &mut queue, &mut state, &dmabuf, &buffers[0], kind, (width, height));
+        return present_bad(
+            &conn,
+            &mut queue,
+            &mut state,
+            &dmabuf,
+            &buffers[0],
+            kind,
+            (width, height),
+        );
     }
 
     let wl_buffers: Vec<wl_buffer::WlBuffer> = buffers
@@ -345,14 +415,24 @@ fn present_bad(
             params.add(b.fd(), 0, 0, plane.stride as u32 / 2, hi, lo);
         }
         BadKind::Offset => {
-            params.add(b.fd(), 0, layout.size as u32 + 4096, plane.stride as u32, hi, lo);
+            params.add(
+                b.fd(),
+                0,
+                layout.size as u32 + 4096,
+                plane.stride as u32,
+                hi,
+                lo,
+            );
         }
         BadKind::Size => {
             // The dma-buf holds half the rows the buffer claims.
             params.add(b.fd(), 0, 0, plane.stride as u32, hi, lo);
         }
         BadKind::Planes => {
-            if state.feedback.supports(Fourcc::Nv12 as u32, layout.modifier.0) {
+            if state
+                .feedback
+                .supports(Fourcc::Nv12 as u32, layout.modifier.0)
+            {
                 // NV12 needs two planes; send only the luma plane.
                 format = Fourcc::Nv12 as u32;
                 params.add(b.fd(), 0, 0, width, hi, lo);
@@ -507,7 +587,8 @@ impl Dispatch<zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1, ()> for St
             }
             Event::TrancheFormats { indices } => fb.add_indices(&indices),
             Event::TrancheFlags { flags } => {
-                fb.pending.scanout = matches!(flags, WEnum::Value(f) if f.contains(TrancheFlags::Scanout))
+                fb.pending.scanout =
+                    matches!(flags, WEnum::Value(f) if f.contains(TrancheFlags::Scanout))
             }
             Event::TrancheDone => {
                 let t = std::mem::take(&mut fb.pending);

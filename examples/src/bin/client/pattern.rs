@@ -36,7 +36,8 @@ pub fn draw(pixels: &mut [u8], fourcc: Fourcc, width: u32, height: u32, stride: 
                 Fourcc::Xrgb8888 | Fourcc::Argb8888 => px.copy_from_slice(&[b, g, r, 0xff]),
                 Fourcc::Xbgr8888 | Fourcc::Abgr8888 => px.copy_from_slice(&[r, g, b, 0xff]),
                 Fourcc::Rgb565 => {
-                    let v = (u16::from(r >> 3) << 11) | (u16::from(g >> 2) << 5) | u16::from(b >> 3);
+                    let v =
+                        (u16::from(r >> 3) << 11) | (u16::from(g >> 2) << 5) | u16::from(b >> 3);
                     px.copy_from_slice(&v.to_le_bytes());
                 }
                 _ => {}

@@ -1,5 +1,5 @@
-//! Framebuffers for DrmCompositor: the swapchain's dumb buffers through smithay, client
-//! dma-bufs through a PRIME import and ADDFB2 on the KMS fd (no GBM round trip).
+//! Framebuffers for DrmCompositor: the swapchain's cenalloc buffers and client dma-bufs alike
+//! through a PRIME import and ADDFB2 on the KMS fd (no GBM round trip).
 //!
 //! Written here because cenalloc-drm's import module is not in place yet; it is the
 //! `ExportFramebuffer` hook of smithay 0.7's DrmCompositor.
@@ -7,14 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use cenalloc::smithay::CenallocBuffer;
 use drm::buffer::{Handle as GemHandle, PlanarBuffer};
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 use drm_fourcc::{DrmFormat, DrmFourcc, DrmModifier};
+use smithay::backend::allocator::dmabuf::AsDmabuf;
 use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::allocator::dumb::DumbBuffer;
 use smithay::backend::allocator::format::get_opaque;
 use smithay::backend::allocator::Buffer as _;
-use smithay::backend::drm::dumb::{framebuffer_from_dumb_buffer, DumbFramebuffer};
 use smithay::backend::drm::exporter::{ExportBuffer, ExportFramebuffer};
 use smithay::backend::drm::{DrmDeviceFd, Framebuffer};
 use smithay::wayland::dmabuf::get_dmabuf;
@@ -22,9 +22,9 @@ use smithay::wayland::dmabuf::get_dmabuf;
 /// Why a framebuffer could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    /// The swapchain's dumb buffer could not get a framebuffer.
-    #[error("framebuffer for a dumb buffer: {0}")]
-    Dumb(String),
+    /// A swapchain buffer could not be described as a dma-buf.
+    #[error("swapchain buffer as a dma-buf: {0}")]
+    Swapchain(#[from] cenalloc::Error),
     /// PRIME import of a client's dma-buf failed.
     #[error("PRIME import of plane {plane} of a client dma-buf: {source}")]
     Import {
@@ -56,48 +56,34 @@ pub struct CenallocExporter {
     registry: FramebufferRegistry,
 }
 
-/// The client framebuffers alive now: framebuffer id → GEM handles it was made from.
+/// The framebuffers the exporter made that are alive now: framebuffer id → GEM handles it was
+/// made from.
 pub type FramebufferRegistry = Arc<Mutex<HashMap<u32, Vec<GemHandle>>>>;
 
 impl CenallocExporter {
-    /// An exporter for the KMS device `drm`, recording its client framebuffers in `registry`.
+    /// An exporter for the KMS device `drm`, recording its framebuffers in `registry`.
     pub fn new(drm: DrmDeviceFd, registry: FramebufferRegistry) -> Self {
         CenallocExporter { drm, registry }
     }
 }
 
-/// A framebuffer the compositor can put on a plane.
-#[derive(Debug)]
-pub enum CompositorFramebuffer {
-    /// One of the swapchain's dumb buffers (composited frames).
-    Dumb(DumbFramebuffer),
-    /// A client's dma-buf, PRIME-imported.
-    Client(ClientFramebuffer),
-}
-
-impl AsRef<framebuffer::Handle> for CompositorFramebuffer {
+impl AsRef<framebuffer::Handle> for DmabufFramebuffer {
     fn as_ref(&self) -> &framebuffer::Handle {
-        match self {
-            CompositorFramebuffer::Dumb(fb) => fb.as_ref(),
-            CompositorFramebuffer::Client(fb) => &fb.fb,
-        }
+        &self.fb
     }
 }
 
-impl Framebuffer for CompositorFramebuffer {
+impl Framebuffer for DmabufFramebuffer {
     fn format(&self) -> DrmFormat {
-        match self {
-            CompositorFramebuffer::Dumb(fb) => fb.format(),
-            CompositorFramebuffer::Client(fb) => fb.format,
-        }
+        self.format
     }
 }
 
-/// A framebuffer over a client's dma-buf. Holds the GEM handles of the PRIME import for its
+/// A framebuffer over a dma-buf (a client's or a swapchain buffer). Holds the GEM handles of the PRIME import for its
 /// whole life (so a later PRIME import of the same dma-buf on this fd yields the same handle)
 /// and closes them and the framebuffer on drop.
 #[derive(Debug)]
-pub struct ClientFramebuffer {
+pub struct DmabufFramebuffer {
     drm: DrmDeviceFd,
     fb: framebuffer::Handle,
     format: DrmFormat,
@@ -105,7 +91,7 @@ pub struct ClientFramebuffer {
     registry: FramebufferRegistry,
 }
 
-impl Drop for ClientFramebuffer {
+impl Drop for DmabufFramebuffer {
     fn drop(&mut self) {
         if let Ok(mut r) = self.registry.lock() {
             r.remove(&u32::from(self.fb));
@@ -158,7 +144,7 @@ pub fn framebuffer_for_dmabuf(
     dmabuf: &Dmabuf,
     use_opaque: bool,
     registry: &FramebufferRegistry,
-) -> Result<ClientFramebuffer, ExportError> {
+) -> Result<DmabufFramebuffer, ExportError> {
     let format = dmabuf.format();
     let fourcc = if use_opaque {
         get_opaque(format.code).unwrap_or(format.code)
@@ -224,7 +210,7 @@ pub fn framebuffer_for_dmabuf(
     if let Ok(mut r) = registry.lock() {
         r.insert(u32::from(fb), handles.clone());
     }
-    Ok(ClientFramebuffer {
+    Ok(DmabufFramebuffer {
         registry: registry.clone(),
         drm: drm.clone(),
         fb,
@@ -236,29 +222,31 @@ pub fn framebuffer_for_dmabuf(
     })
 }
 
-impl ExportFramebuffer<DumbBuffer> for CenallocExporter {
-    type Framebuffer = CompositorFramebuffer;
+impl ExportFramebuffer<CenallocBuffer> for CenallocExporter {
+    type Framebuffer = DmabufFramebuffer;
     type Error = ExportError;
 
     fn add_framebuffer(
         &self,
-        drm: &DrmDeviceFd,
-        buffer: ExportBuffer<'_, DumbBuffer>,
+        _drm: &DrmDeviceFd,
+        buffer: ExportBuffer<'_, CenallocBuffer>,
         use_opaque: bool,
-    ) -> Result<Option<CompositorFramebuffer>, ExportError> {
+    ) -> Result<Option<DmabufFramebuffer>, ExportError> {
         match buffer {
-            ExportBuffer::Allocator(dumb) => framebuffer_from_dumb_buffer(drm, dumb, use_opaque)
-                .map(|fb| Some(CompositorFramebuffer::Dumb(fb)))
-                .map_err(|e| ExportError::Dumb(e.to_string())),
+            ExportBuffer::Allocator(buffer) => {
+                let dmabuf = buffer.export()?;
+                framebuffer_for_dmabuf(&self.drm, &dmabuf, use_opaque, &self.registry).map(Some)
+            }
             ExportBuffer::Wayland(wl_buffer) => match get_dmabuf(wl_buffer) {
-                Ok(dmabuf) => framebuffer_for_dmabuf(&self.drm, &dmabuf, use_opaque, &self.registry)
-                    .map(|fb| Some(CompositorFramebuffer::Client(fb))),
+                Ok(dmabuf) => {
+                    framebuffer_for_dmabuf(&self.drm, dmabuf, use_opaque, &self.registry).map(Some)
+                }
                 Err(_) => Ok(None),
             },
         }
     }
 
-    fn can_add_framebuffer(&self, buffer: &ExportBuffer<'_, DumbBuffer>) -> bool {
+    fn can_add_framebuffer(&self, buffer: &ExportBuffer<'_, CenallocBuffer>) -> bool {
         match buffer {
             ExportBuffer::Allocator(_) => true,
             ExportBuffer::Wayland(wl_buffer) => get_dmabuf(wl_buffer).is_ok(),

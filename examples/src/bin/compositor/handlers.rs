@@ -6,18 +6,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use cenalloc::smithay::CenallocAllocator;
 use drm::control::{plane, Device as _};
 use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::allocator::dumb::DumbAllocator;
 use smithay::backend::allocator::Buffer as _;
 use smithay::backend::drm::compositor::DrmCompositor;
 use smithay::backend::drm::DrmDeviceFd;
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
 use smithay::backend::renderer::ImportDma;
+use smithay::input::{SeatHandler, SeatState};
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
-use smithay::reexports::wayland_server::protocol::{wl_buffer::WlBuffer, wl_seat, wl_surface::WlSurface};
+use smithay::reexports::wayland_server::protocol::{
+    wl_buffer::WlBuffer, wl_seat, wl_surface::WlSurface,
+};
 use smithay::reexports::wayland_server::{Client, Display, DisplayHandle};
 use smithay::utils::Serial;
 use smithay::wayland::buffer::BufferHandler;
@@ -32,7 +35,6 @@ use smithay::wayland::shell::xdg::{
     PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState,
     XdgToplevelSurfaceData,
 };
-use smithay::input::{SeatHandler, SeatState};
 use smithay::{delegate_compositor, delegate_dmabuf, delegate_seat, delegate_xdg_shell};
 
 use crate::exporter::{CenallocExporter, FramebufferRegistry};
@@ -48,7 +50,7 @@ pub struct FrameInfo {
     dmabuf: Option<Dmabuf>,
 }
 
-type Compositor = DrmCompositor<DumbAllocator, CenallocExporter, FrameInfo, DrmDeviceFd>;
+type Compositor = DrmCompositor<CenallocAllocator, CenallocExporter, FrameInfo, DrmDeviceFd>;
 
 /// Counts of the verification.
 #[derive(Debug, Default)]
@@ -73,7 +75,8 @@ pub struct State {
     primary_plane: plane::Handle,
     registry: FramebufferRegistry,
     size: (i32, i32),
-    toplevel: Option<ToplevelSurface>,
+    /// Fullscreen windows, oldest first (the newest is in front).
+    toplevels: Vec<ToplevelSurface>,
     render_needed: bool,
     flip_pending: bool,
     writeback: Option<Writeback>,
@@ -118,7 +121,7 @@ impl State {
             primary_plane,
             registry,
             size,
-            toplevel: None,
+            toplevels: Vec::new(),
             render_needed: true,
             flip_pending: false,
             writeback,
@@ -165,10 +168,11 @@ impl State {
             return;
         }
         self.render_needed = false;
-        let elements = match &self.toplevel {
-            Some(t) => crate::surface_elements(&mut self.renderer, t.wl_surface()),
-            None => Vec::new(),
-        };
+        // Front to back: the newest window first.
+        let mut elements = Vec::new();
+        for t in self.toplevels.iter().rev() {
+            elements.extend(crate::surface_elements(&mut self.renderer, t.wl_surface()));
+        }
         let dmabuf = elements
             .first()
             .and_then(|e| crate::element_dmabuf(&mut self.renderer, e));
@@ -212,22 +216,21 @@ impl State {
     }
 
     fn send_frame_callbacks(&mut self) {
-        let Some(t) = &self.toplevel else {
-            return;
-        };
         let time = self.start.elapsed().as_millis() as u32;
-        with_surface_tree_downward(
-            t.wl_surface(),
-            (),
-            |_, _, _| TraversalAction::DoChildren(()),
-            |_, states, _| {
-                let mut cached = states.cached_state.get::<SurfaceAttributes>();
-                for callback in cached.current().frame_callbacks.drain(..) {
-                    callback.done(time);
-                }
-            },
-            |_, _, _| true,
-        );
+        for t in &self.toplevels {
+            with_surface_tree_downward(
+                t.wl_surface(),
+                (),
+                |_, _, _| TraversalAction::DoChildren(()),
+                |_, states, _| {
+                    let mut cached = states.cached_state.get::<SurfaceAttributes>();
+                    for callback in cached.current().frame_callbacks.drain(..) {
+                        callback.done(time);
+                    }
+                },
+                |_, _, _| true,
+            );
+        }
     }
 
     /// The three checks on one presented frame, in verify mode.
@@ -258,7 +261,21 @@ impl State {
                 .unwrap_or_default();
             verify::check_plane_backing(&self.drm, self.primary_plane, &dmabuf, &fb_handles)
         } else {
-            Err("not scanned out directly".to_owned())
+            // Composited: the plane must show a swapchain buffer, not the client's dma-buf.
+            match (
+                verify::plane_backing(&self.drm, self.primary_plane),
+                verify::dmabuf_inode(&dmabuf),
+            ) {
+                (Ok((fb, fb_ino)), Ok(client_ino)) if fb_ino != client_ino => Ok(format!(
+                    "plane shows swapchain FB {} (dma-buf inode {fb_ino}), not the client's ({client_ino})",
+                    u32::from(fb)
+                )),
+                (Ok((fb, _)), Ok(_)) => Err(format!(
+                    "inconsistent: FB {} on the plane is the client's dma-buf",
+                    u32::from(fb)
+                )),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
         };
         let pixels = match (self.writeback.as_mut(), verify::client_rgb(&dmabuf)) {
             (Some(wb), Ok((client, frame))) => wb.capture(&self.drm).map(|capture| {
@@ -272,7 +289,15 @@ impl State {
         let pixel_text = match &pixels {
             Ok((frame, 0, _)) => format!("writeback == client frame {frame}, bit-exact"),
             Ok((frame, diff, first)) => {
-                format!("writeback differs from client frame {frame} in {diff} pixels (first at {first:?})")
+                let first = first
+                    .map(|m| {
+                        format!(
+                            "pixel {}: display {:?}, client {:?}",
+                            m.index, m.got, m.want
+                        )
+                    })
+                    .unwrap_or_default();
+                format!("writeback differs from client frame {frame} in {diff} pixels ({first})")
             }
             Err(e) => e.clone(),
         };
@@ -283,7 +308,7 @@ impl State {
         println!("frame {n}/{total}: {plane}; {backing_text}; {pixel_text}");
         if info.direct && backing.is_ok() && pixels_ok {
             self.tally.zero_copy += 1;
-        } else if !info.direct && pixels_ok {
+        } else if !info.direct && backing.is_ok() && pixels_ok {
             self.tally.composited += 1;
         }
     }
@@ -336,7 +361,9 @@ impl State {
             }
         }
         for (i, fd) in dmabuf.handles().enumerate() {
-            if let Err(e) = cenalloc::buffer::check_dmabuf(fd, &format!("plane {i} of a client buffer")) {
+            if let Err(e) =
+                cenalloc::buffer::check_dmabuf(fd, &format!("plane {i} of a client buffer"))
+            {
                 return Err(("failed", e.to_string()));
             }
         }
@@ -371,12 +398,9 @@ impl CompositorHandler for State {
 
     fn commit(&mut self, surface: &WlSurface) {
         on_commit_buffer_handler::<Self>(surface);
-        let Some(toplevel) = &self.toplevel else {
+        let Some(toplevel) = self.toplevels.iter().find(|t| t.wl_surface() == surface) else {
             return;
         };
-        if toplevel.wl_surface() != surface {
-            return;
-        }
         let initial_sent = with_states(surface, |states| {
             states
                 .data_map
@@ -407,21 +431,25 @@ impl XdgShellHandler for State {
             s.size = Some(size.into());
             s.states.set(xdg_toplevel::State::Fullscreen);
         });
-        self.toplevel = Some(surface);
+        self.toplevels.push(surface);
     }
 
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
-        if self.toplevel.as_ref() == Some(&surface) {
-            self.toplevel = None;
-            self.render_needed = true;
-        }
+        self.toplevels.retain(|t| *t != surface);
+        self.render_needed = true;
     }
 
     fn new_popup(&mut self, _surface: PopupSurface, _positioner: PositionerState) {}
 
     fn grab(&mut self, _surface: PopupSurface, _seat: wl_seat::WlSeat, _serial: Serial) {}
 
-    fn reposition_request(&mut self, _surface: PopupSurface, _positioner: PositionerState, _token: u32) {}
+    fn reposition_request(
+        &mut self,
+        _surface: PopupSurface,
+        _positioner: PositionerState,
+        _token: u32,
+    ) {
+    }
 }
 
 impl DmabufHandler for State {
@@ -429,7 +457,12 @@ impl DmabufHandler for State {
         &mut self.dmabuf_state
     }
 
-    fn dmabuf_imported(&mut self, _global: &DmabufGlobal, dmabuf: Dmabuf, notifier: ImportNotifier) {
+    fn dmabuf_imported(
+        &mut self,
+        _global: &DmabufGlobal,
+        dmabuf: Dmabuf,
+        notifier: ImportNotifier,
+    ) {
         if let Err((kind, why)) = self.validate(&dmabuf) {
             log::warn!("rejecting a client dma-buf: {why}");
             match kind {
@@ -439,7 +472,10 @@ impl DmabufHandler for State {
             return;
         }
         if let Err(e) = self.renderer.import_dmabuf(&dmabuf, None) {
-            log::warn!("pixman cannot import the client's {:?}: {e}", dmabuf.format());
+            log::warn!(
+                "pixman cannot import the client's {:?}: {e}",
+                dmabuf.format()
+            );
             notifier.failed();
             return;
         }

@@ -1,18 +1,19 @@
 //! A smithay 0.7 compositor that proves zero-copy presentation of cenalloc-allocated client
 //! buffers on a KMS device.
 //!
-//! `compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first "CMD ARGS"]...
-//! -- CMD ARGS...` opens the KMS node directly (root, no logind), drives one CRTC with smithay's
-//! DrmCompositor (pixman for composition, dumb buffers for its swapchain), serves xdg-shell and
-//! linux-dmabuf v4 with feedback from the primary plane's IN_FORMATS (parsed by cenalloc-drm),
-//! and makes framebuffers for client dma-bufs by PRIME import + ADDFB2 ([`exporter`]).
+//! `compositor [--device PATH] [--verify N] [--expect zero-copy|composited]
+//! [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS node directly
+//! (root, no logind), drives one CRTC with smithay's DrmCompositor (pixman for composition, a
+//! swapchain allocated by cenalloc for the display), serves xdg-shell and linux-dmabuf v4 whose
+//! scanout tranche lists what cenalloc-drm's probe says the primary plane accepts, and makes
+//! framebuffers for dma-bufs by PRIME import + ADDFB2 ([`exporter`]).
 //!
 //! `--verify N` drives the CRTC with the vkms writeback connector alone (vkms in Linux 6.12
 //! cannot clone Virtual-1 and Writeback-1 onto one CRTC), and for N client frames checks that
 //! (a) DrmCompositor assigned the client's buffer to the primary plane, (b) the plane's
 //! framebuffer is backed by the client's dma-buf, (c) the written-back frame equals the
-//! client's pixels. `--first` clients run to completion before the main client (misbehaving
-//! clients for tests); the compositor fails if one of them fails.
+//! client's pixels. `--first` clients run to completion before the main client, `--also` clients
+//! run beside it (misbehaving clients for tests); the compositor fails if one of them fails.
 
 mod exporter;
 mod handlers;
@@ -20,12 +21,15 @@ mod sys;
 mod verify;
 
 use std::process::{Child, Command, ExitCode};
+use std::sync::Arc;
+
+use cenalloc::smithay::CenallocAllocator;
+use cenalloc::{Importer, Usage};
 use std::time::Duration;
 
 use drm::control::{connector, Device as _, ModeTypeFlags};
 use drm::Device as _;
 use drm_fourcc::DrmFourcc;
-use smithay::backend::allocator::dumb::DumbAllocator;
 use smithay::backend::allocator::gbm::GbmDevice;
 use smithay::backend::allocator::Format as DrmFormat;
 use smithay::backend::drm::compositor::{DrmCompositor, FrameFlags, PrimaryPlaneElement};
@@ -64,6 +68,7 @@ struct Options {
     verify: Option<u32>,
     expect: Expect,
     first: Vec<Vec<String>>,
+    also: Vec<Vec<String>>,
     client: Vec<String>,
 }
 
@@ -73,6 +78,7 @@ fn parse_options() -> Result<Options, String> {
         verify: None,
         expect: Expect::ZeroCopy,
         first: Vec::new(),
+        also: Vec::new(),
         client: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -88,7 +94,12 @@ fn parse_options() -> Result<Options, String> {
                     v => return Err(format!("--expect zero-copy|composited, not {v:?}")),
                 }
             }
-            "--first" => o.first.push(value()?.split_whitespace().map(String::from).collect()),
+            "--first" => o
+                .first
+                .push(value()?.split_whitespace().map(String::from).collect()),
+            "--also" => o
+                .also
+                .push(value()?.split_whitespace().map(String::from).collect()),
             "--" => {
                 o.client = args.by_ref().collect();
                 break;
@@ -100,12 +111,15 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,smithay=warn")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,smithay=warn,tracing=warn"),
+    )
+    .init();
     let options = match parse_options() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("compositor: {e}");
-            eprintln!("usage: compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... -- CLIENT ARGS...");
+            eprintln!("usage: compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
             return ExitCode::from(2);
         }
     };
@@ -135,11 +149,18 @@ fn find_vkms() -> Result<String, String> {
         .map_err(|e| format!("/dev/dri: {e}"))?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("card")))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("card"))
+        })
         .collect();
     cards.sort();
     for path in cards {
-        let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&path) else {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
             continue;
         };
         if Probe(file).get_driver().is_ok_and(|d| d.name() == "vkms") {
@@ -174,7 +195,9 @@ fn run(options: Options) -> Result<ExitCode, String> {
         DrmDevice::new(fd.clone(), true).map_err(|e| format!("DrmDevice {path}: {e}"))?;
 
     // Output: the writeback connector in verify mode, else the first connected one.
-    let resources = fd.resource_handles().map_err(|e| format!("resources: {e}"))?;
+    let resources = fd
+        .resource_handles()
+        .map_err(|e| format!("resources: {e}"))?;
     let mut chosen = None;
     for c in resources.connectors() {
         let info = fd
@@ -204,7 +227,12 @@ fn run(options: Options) -> Result<ExitCode, String> {
             .modes()
             .iter()
             .find(|m| m.size() == (640, 480))
-            .or_else(|| connector.modes().iter().min_by_key(|m| m.size().0 as u32 * m.size().1 as u32))
+            .or_else(|| {
+                connector
+                    .modes()
+                    .iter()
+                    .min_by_key(|m| m.size().0 as u32 * m.size().1 as u32)
+            })
             .copied()
     } else {
         connector
@@ -237,20 +265,23 @@ fn run(options: Options) -> Result<ExitCode, String> {
         .map_err(|e| format!("DRM surface: {e}"))?;
     let primary_plane = surface.plane();
 
-    // Scanout tranche: the primary plane's IN_FORMATS, as cenalloc-drm parses them.
-    let (in_formats_prop, blob) = verify::find_property(&fd, primary_plane, "IN_FORMATS")?;
-    let _ = in_formats_prop;
-    let data = fd
-        .get_property_blob(blob)
-        .map_err(|e| format!("IN_FORMATS blob: {e}"))?;
-    let plane_formats = cenalloc_drm::blob::parse_in_formats(&data)
-        .map_err(|e| format!("IN_FORMATS of the primary plane: {e}"))?;
+    // Scanout tranche: what cenalloc-drm's probe says the primary plane accepts (IN_FORMATS,
+    // or LINEAR for formats only the legacy list names). The same device, on its own fd, is
+    // the swapchain's importer below.
+    let display_device =
+        cenalloc_drm::DrmDevice::open(&path).map_err(|e| format!("cenalloc-drm {path}: {e}"))?;
+    let plane_report = display_device
+        .probe()
+        .planes
+        .iter()
+        .find(|p| p.id == u32::from(primary_plane))
+        .ok_or_else(|| format!("cenalloc-drm's probe of {path} lacks plane {primary_plane:?}"))?;
     let mut scanout: Vec<DrmFormat> = Vec::new();
-    for code in &plane_formats.formats {
+    for code in &plane_report.raw_formats {
         let Ok(fourcc) = DrmFourcc::try_from(*code) else {
             continue;
         };
-        for m in plane_formats.modifiers_for(*code) {
+        for m in plane_report.modifiers_for(*code) {
             scanout.push(DrmFormat {
                 code: fourcc,
                 modifier: drm_fourcc::DrmModifier::from(m.0),
@@ -283,7 +314,14 @@ fn run(options: Options) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("dma-buf feedback: {e}"))?;
 
-    let allocator = DumbAllocator::new(fd.clone());
+    // The swapchain: cenalloc buffers the display can scan out (its constraints come from
+    // cenalloc-drm on a second fd of the same card) and the CPU renderer can write.
+    let display_importer: Arc<dyn Importer> = Arc::new(display_device);
+    let allocator = CenallocAllocator::new(
+        cenalloc::Allocator::new(),
+        vec![display_importer],
+        Usage::SCANOUT | Usage::CPU_WRITE | Usage::CPU_READ,
+    );
     let registry = exporter::FramebufferRegistry::default();
     let exporter = exporter::CenallocExporter::new(fd.clone(), registry.clone());
     let compositor = DrmCompositor::new(
@@ -368,44 +406,63 @@ fn run(options: Options) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot start {}: {e}", argv[0]))
     };
     let mut queue = queue.into_iter();
+    let main_client = options.client.clone();
+    let also = options.also.clone();
+    let mut others: Vec<(Vec<String>, Child)> = Vec::new();
+    let start = move |argv: Vec<String>, others: &mut Vec<(Vec<String>, Child)>| {
+        let child = spawn(&argv)?;
+        if argv == main_client {
+            for a in &also {
+                others.push((a.clone(), spawn(a)?));
+            }
+        }
+        Ok::<_, String>((argv, child))
+    };
     let mut current: Option<(Vec<String>, Child)> = match queue.next() {
-        Some(argv) => Some((argv.clone(), spawn(&argv)?)),
+        Some(argv) => Some(start(argv, &mut others)?),
         None => None,
     };
     let mut failed_clients = 0;
+    let mut main_done = false;
     let main_client = options.client.clone();
     handle
-        .insert_source(Timer::from_duration(Duration::from_millis(50)), move |_, _, state| {
-            if let Some((argv, child)) = current.as_mut() {
-                match child.try_wait() {
-                    Ok(Some(status)) => {
-                        println!("client `{}` exited: {status}", argv.join(" "));
-                        if !status.success() {
-                            failed_clients += 1;
-                        }
-                        let was_main = *argv == main_client;
+        .insert_source(
+            Timer::from_duration(Duration::from_millis(50)),
+            move |_, _, state| {
+                // Clients running beside the main one.
+                others.retain_mut(|(argv, child)| match reap(argv, child) {
+                    Some(ok) => {
+                        failed_clients += u32::from(!ok);
+                        false
+                    }
+                    None => true,
+                });
+                if let Some((argv, child)) = current.as_mut() {
+                    if let Some(ok) = reap(argv, child) {
+                        failed_clients += u32::from(!ok);
+                        main_done = *argv == main_client;
                         current = None;
-                        if was_main {
-                            state.finish(failed_clients);
-                        } else if let Some(next) = queue.next() {
-                            match spawn(&next) {
-                                Ok(c) => current = Some((next, c)),
-                                Err(e) => {
-                                    eprintln!("compositor: {e}");
-                                    failed_clients += 1;
-                                    state.finish(failed_clients);
-                                }
+                        if !main_done {
+                            match queue.next() {
+                                Some(next) => match start(next, &mut others) {
+                                    Ok(c) => current = Some(c),
+                                    Err(e) => {
+                                        eprintln!("compositor: {e}");
+                                        failed_clients += 1;
+                                        main_done = true;
+                                    }
+                                },
+                                None => main_done = true,
                             }
-                        } else {
-                            state.finish(failed_clients);
                         }
                     }
-                    Ok(None) => {}
-                    Err(e) => log::error!("waiting for the client: {e}"),
                 }
-            }
-            TimeoutAction::ToDuration(Duration::from_millis(50))
-        })
+                if main_done && others.is_empty() && state.exit_code.is_none() {
+                    state.finish(failed_clients);
+                }
+                TimeoutAction::ToDuration(Duration::from_millis(50))
+            },
+        )
         .map_err(|e| format!("timer: {e}"))?;
 
     while state.exit_code.is_none() {
@@ -416,6 +473,21 @@ fn run(options: Options) -> Result<ExitCode, String> {
         state.flush_clients();
     }
     Ok(state.exit_code.unwrap_or(ExitCode::FAILURE))
+}
+
+/// Whether `child` has exited (printing its status): `Some(true)` on success.
+fn reap(argv: &[String], child: &mut Child) -> Option<bool> {
+    match child.try_wait() {
+        Ok(Some(status)) => {
+            println!("client `{}` exited: {status}", argv.join(" "));
+            Some(status.success())
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("compositor: waiting for `{}`: {e}", argv.join(" "));
+            Some(false)
+        }
+    }
 }
 
 /// The render elements of the compositor: client surfaces.
@@ -435,7 +507,7 @@ pub fn element_dmabuf(
     element: &SurfaceElement,
 ) -> Option<smithay::backend::allocator::dmabuf::Dmabuf> {
     match element.underlying_storage(renderer)? {
-        UnderlyingStorage::Wayland(buffer) => get_dmabuf(&buffer).ok().cloned(),
+        UnderlyingStorage::Wayland(buffer) => get_dmabuf(buffer).ok().cloned(),
         UnderlyingStorage::Memory { .. } => None,
     }
 }
@@ -450,5 +522,7 @@ where
     matches!(result, PrimaryPlaneElement::Element(_))
 }
 
-/// Frame flags: direct scanout on the primary plane allowed.
-pub const FRAME_FLAGS: FrameFlags = FrameFlags::DEFAULT;
+/// Frame flags: direct scanout allowed, on the primary plane for every format the plane accepts
+/// (the scanout tranche promises all of them, not only the swapchain's format).
+pub const FRAME_FLAGS: FrameFlags =
+    FrameFlags::DEFAULT.union(FrameFlags::ALLOW_PRIMARY_PLANE_SCANOUT_ANY);

@@ -4,8 +4,9 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 
-
-use cenalloc::{Buffer, CpuAccess, Fourcc, Layout, Modifier, PlaneLayout, SourceChoice, SourceKind};
+use cenalloc::{
+    Buffer, CpuAccess, Fourcc, Layout, Modifier, PlaneLayout, SourceChoice, SourceKind,
+};
 use drm::buffer::{Buffer as _, DrmFourcc};
 use drm::control::atomic::AtomicModeReq;
 use drm::control::dumbbuffer::DumbBuffer;
@@ -43,19 +44,13 @@ fn inode(fd: BorrowedFd<'_>) -> Result<u64, String> {
         .map_err(|e| format!("fstat: {e}"))
 }
 
-/// Checks that the framebuffer scanned out by `plane` is backed by `client`'s dma-buf: GETFB2
-/// on the plane's FB_ID gives a GEM handle whose PRIME export is the client's dma-buf, and a
-/// PRIME import of the client's fd on the same DRM fd yields the handle the framebuffer was
-/// created from (`fb_handles`). Returns a one-line description.
-pub fn check_plane_backing(
+/// The framebuffer `plane` scans out and the inode of the dma-buf behind its first GEM
+/// handle (GETFB2, then a PRIME export of that handle).
+pub fn plane_backing(
     drm: &DrmDeviceFd,
     plane: plane::Handle,
-    client: &Dmabuf,
-    fb_handles: &[drm::buffer::Handle],
-) -> Result<String, String> {
-    let info = drm
-        .get_plane(plane)
-        .map_err(|e| format!("GETPLANE: {e}"))?;
+) -> Result<(framebuffer::Handle, u64), String> {
+    let info = drm.get_plane(plane).map_err(|e| format!("GETPLANE: {e}"))?;
     let fb = info
         .framebuffer()
         .ok_or("the primary plane has no framebuffer")?;
@@ -67,19 +62,48 @@ pub fn check_plane_backing(
     // GETFB2 made a fresh handle for us; close it whatever happened.
     let _ = drm.close_buffer(gem);
     let exported = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
-    let client_fd = client.handles().next().ok_or("client dma-buf without planes")?;
-    let (fb_ino, client_ino) = (inode(exported.as_fd())?, inode(client_fd)?);
+    Ok((fb, inode(exported.as_fd())?))
+}
+
+/// The inode of a client's dma-buf (its first plane).
+pub fn dmabuf_inode(client: &Dmabuf) -> Result<u64, String> {
+    inode(
+        client
+            .handles()
+            .next()
+            .ok_or("client dma-buf without planes")?,
+    )
+}
+
+/// Checks that the framebuffer scanned out by `plane` is backed by `client`'s dma-buf: GETFB2
+/// on the plane's FB_ID gives a GEM handle whose PRIME export is the client's dma-buf, and a
+/// PRIME import of the client's fd on the same DRM fd yields the handle the framebuffer was
+/// created from (`fb_handles`). Returns a one-line description.
+pub fn check_plane_backing(
+    drm: &DrmDeviceFd,
+    plane: plane::Handle,
+    client: &Dmabuf,
+    fb_handles: &[drm::buffer::Handle],
+) -> Result<String, String> {
+    let (fb, fb_ino) = plane_backing(drm, plane)?;
+    let client_ino = dmabuf_inode(client)?;
     if fb_ino != client_ino {
         return Err(format!(
             "FB {fb:?} is backed by dma-buf inode {fb_ino}, the client's is {client_ino}"
         ));
     }
+    let client_fd = client
+        .handles()
+        .next()
+        .ok_or("client dma-buf without planes")?;
     // The exporter keeps its import handle open, so the kernel's per-file PRIME table maps the
     // client's dma-buf to it: do not close this handle.
     let imported = drm
         .prime_fd_to_buffer(client_fd)
         .map_err(|e| format!("PRIME import of the client's fd: {e}"))?;
     if !fb_handles.contains(&imported) {
+        // A fresh handle: this import was ours alone, release it.
+        let _ = drm.close_buffer(imported);
         return Err(format!(
             "PRIME import of the client's fd gives GEM {imported:?}, the FB was made from {fb_handles:?}"
         ));
@@ -93,6 +117,7 @@ pub fn check_plane_backing(
 
 /// A vkms writeback connector and a buffer it writes frames into.
 pub struct Writeback {
+    drm: DrmDeviceFd,
     connector: connector::Handle,
     fb_prop: property::Handle,
     fence_prop: property::Handle,
@@ -103,7 +128,11 @@ pub struct Writeback {
 
 impl Writeback {
     /// Prepares `connector` (a writeback connector) to capture `size` frames in XRGB8888.
-    pub fn new(drm: &DrmDeviceFd, connector: connector::Handle, size: (u32, u32)) -> Result<Self, String> {
+    pub fn new(
+        drm: &DrmDeviceFd,
+        connector: connector::Handle,
+        size: (u32, u32),
+    ) -> Result<Self, String> {
         let (fb_prop, _) = find_property(drm, connector, "WRITEBACK_FB_ID")?;
         let (fence_prop, _) = find_property(drm, connector, "WRITEBACK_OUT_FENCE_PTR")?;
         let buffer = drm
@@ -113,6 +142,7 @@ impl Writeback {
             .add_framebuffer(&buffer, 24, 32)
             .map_err(|e| format!("writeback framebuffer: {e}"))?;
         Ok(Writeback {
+            drm: drm.clone(),
             connector,
             fb_prop,
             fence_prop,
@@ -127,7 +157,11 @@ impl Writeback {
     pub fn capture(&mut self, drm: &DrmDeviceFd) -> Result<Vec<u8>, String> {
         let fence = AtomicI32::new(-1);
         let mut req = AtomicModeReq::new();
-        req.add_property(self.connector, self.fb_prop, property::Value::Framebuffer(Some(self.fb)));
+        req.add_property(
+            self.connector,
+            self.fb_prop,
+            property::Value::Framebuffer(Some(self.fb)),
+        );
         req.add_property(
             self.connector,
             self.fence_prop,
@@ -137,7 +171,10 @@ impl Writeback {
             .map_err(|e| format!("writeback commit: {e}"))?;
         let fence = sys::fence_from_kernel(fence.load(Ordering::SeqCst))
             .ok_or("the writeback commit returned no out-fence")?;
-        let mut pfd = [rustix::event::PollFd::new(&fence, rustix::event::PollFlags::IN)];
+        let mut pfd = [rustix::event::PollFd::new(
+            &fence,
+            rustix::event::PollFlags::IN,
+        )];
         let ready = rustix::event::poll(&mut pfd, 5000).map_err(|e| format!("poll fence: {e}"))?;
         if ready == 0 {
             return Err("the writeback fence did not signal within 5 s".into());
@@ -152,6 +189,13 @@ impl Writeback {
             out.extend_from_slice(&map[y * pitch..y * pitch + w as usize * 4]);
         }
         Ok(out)
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        let _ = self.drm.destroy_framebuffer(self.fb);
+        let _ = self.drm.destroy_dumb_buffer(self.buffer);
     }
 }
 
@@ -201,10 +245,11 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
                 Fourcc::Xbgr8888 | Fourcc::Abgr8888 => [px[0], px[1], px[2]],
                 Fourcc::Rgb565 => {
                     let v = u16::from_le_bytes([px[0], px[1]]);
-                    let r = ((v >> 11) & 0x1f) as u8;
-                    let g = ((v >> 5) & 0x3f) as u8;
-                    let b = (v & 0x1f) as u8;
-                    [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)]
+                    [
+                        widen((v >> 11) & 0x1f, 31),
+                        widen((v >> 5) & 0x3f, 63),
+                        widen(v & 0x1f, 31),
+                    ]
                 }
                 other => return Err(format!("cannot compare {other:?} pixels")),
             });
@@ -218,15 +263,37 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
     Ok((out, frame))
 }
 
+/// A `max`-scale channel value on the 8-bit scale, rounded to nearest: the exact conversion
+/// (vkms reaches the same value through its 16-bit intermediate), not bit replication.
+fn widen(value: u16, max: u16) -> u8 {
+    ((u32::from(value) * 255 + u32::from(max) / 2) / u32::from(max)) as u8
+}
+
+/// The first pixel where a capture and the client's pixels differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Pixel index (row-major).
+    pub index: usize,
+    /// (r, g, b) the display produced.
+    pub got: [u8; 3],
+    /// (r, g, b) the client drew.
+    pub want: [u8; 3],
+}
+
 /// Compares a writeback capture (XRGB8888 rows) with the client's pixels. Returns the number of
 /// differing pixels and the first one.
-pub fn compare(capture: &[u8], client: &[[u8; 3]]) -> (usize, Option<usize>) {
+pub fn compare(capture: &[u8], client: &[[u8; 3]]) -> (usize, Option<Mismatch>) {
     let mut diff = 0;
     let mut first = None;
-    for (i, (px, want)) in capture.chunks_exact(4).zip(client).enumerate() {
-        if [px[2], px[1], px[0]] != *want {
+    for (index, (px, want)) in capture.chunks_exact(4).zip(client).enumerate() {
+        let got = [px[2], px[1], px[0]];
+        if got != *want {
             diff += 1;
-            first.get_or_insert(i);
+            first.get_or_insert(Mismatch {
+                index,
+                got,
+                want: *want,
+            });
         }
     }
     (diff, first)
