@@ -2,10 +2,13 @@
 //! virtual connector and the writeback connector cannot share the CRTC (possible_clones is
 //! unset), so the CRTC is driven by the writeback connector alone.
 
+use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use drm::control::{atomic::AtomicModeReq, connector, framebuffer, AtomicCommitFlags, Mode};
+use drm::control::{
+    atomic::AtomicModeReq, connector, framebuffer, property, AtomicCommitFlags, Device, Mode,
+};
 use rustix::event::{poll, PollFd, PollFlags};
 
 use crate::kms::{
@@ -84,28 +87,13 @@ impl Writeback {
             fence_prop,
         )
         .map_err(|e| DrmError::io(self.dev.name(), "atomic commit (writeback)", e));
-        let waited = fence.and_then(|f| self.wait(&f, timeout));
+        let waited = fence.and_then(|f| {
+            wait_fence(&f, timeout)
+                .map_err(|e| DrmError::io(self.dev.name(), "waiting for the writeback fence", e))
+        });
         let off = self.disable();
         waited?;
         off
-    }
-
-    fn wait(&self, fence: &OwnedFd, timeout: Duration) -> Result<(), DrmError> {
-        let mut fds = [PollFd::new(fence, PollFlags::IN)];
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        match poll(&mut fds, ms) {
-            Ok(0) => Err(DrmError::io(
-                self.dev.name(),
-                "waiting for the writeback fence",
-                std::io::Error::from(std::io::ErrorKind::TimedOut),
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => Err(DrmError::io(
-                self.dev.name(),
-                "poll on the writeback fence",
-                e.into(),
-            )),
-        }
     }
 
     /// Turns the CRTC off and detaches plane and connector.
@@ -119,5 +107,44 @@ impl Writeback {
             req,
             "writeback off",
         )
+    }
+}
+
+/// Queues one writeback job on the frame the CRTC of `connector` shows now, on any DRM
+/// device (cenalloc's or e.g. smithay's): sets `WRITEBACK_FB_ID` (`fb_prop`) to `target` and
+/// asks for the out fence (`fence_prop`, `WRITEBACK_OUT_FENCE_PTR`), which signals when the
+/// frame has been written. No modeset: the caller drives the CRTC.
+pub fn queue_job(
+    dev: &impl Device,
+    connector: connector::Handle,
+    fb_prop: property::Handle,
+    fence_prop: property::Handle,
+    target: framebuffer::Handle,
+) -> io::Result<OwnedFd> {
+    let mut req = AtomicModeReq::new();
+    req.add_property(
+        connector,
+        fb_prop,
+        property::Value::Framebuffer(Some(target)),
+    );
+    crate::sys::atomic_commit_with_out_fence(
+        dev,
+        AtomicCommitFlags::empty(),
+        req,
+        connector.into(),
+        fence_prop,
+    )
+}
+
+/// Waits until `fence` (a sync_file) signals, for at most `timeout`.
+pub fn wait_fence(fence: &OwnedFd, timeout: Duration) -> io::Result<()> {
+    let mut fds = [PollFd::new(fence, PollFlags::IN)];
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    match poll(&mut fds, ms)? {
+        0 => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("fence did not signal within {} ms", timeout.as_millis()),
+        )),
+        _ => Ok(()),
     }
 }

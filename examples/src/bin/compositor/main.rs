@@ -17,7 +17,6 @@
 
 mod exporter;
 mod handlers;
-mod sys;
 mod verify;
 
 use std::process::{Child, Command, ExitCode};

@@ -2,20 +2,17 @@
 //! and what the display actually produced (vkms writeback), compared with the client's pixels.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use cenalloc::{
     Buffer, CpuAccess, Fourcc, Layout, Modifier, PlaneLayout, SourceChoice, SourceKind,
 };
 use drm::buffer::{Buffer as _, DrmFourcc};
-use drm::control::atomic::AtomicModeReq;
+
 use drm::control::dumbbuffer::DumbBuffer;
-use drm::control::{connector, framebuffer, plane, property, AtomicCommitFlags, Device as _};
+use drm::control::{connector, framebuffer, plane, property, Device as _};
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Buffer as _;
 use smithay::backend::drm::DrmDeviceFd;
-
-use crate::sys;
 
 /// The property `name` of a KMS object.
 pub fn find_property(
@@ -155,30 +152,16 @@ impl Writeback {
     /// Queues one writeback job on the current frame, waits for its fence and returns the
     /// captured XRGB8888 rows (tightly packed).
     pub fn capture(&mut self, drm: &DrmDeviceFd) -> Result<Vec<u8>, String> {
-        let fence = AtomicI32::new(-1);
-        let mut req = AtomicModeReq::new();
-        req.add_property(
+        let fence = cenalloc_drm::writeback::queue_job(
+            drm,
             self.connector,
             self.fb_prop,
-            property::Value::Framebuffer(Some(self.fb)),
-        );
-        req.add_property(
-            self.connector,
             self.fence_prop,
-            property::Value::UnsignedRange(fence.as_ptr() as u64),
-        );
-        drm.atomic_commit(AtomicCommitFlags::empty(), req)
-            .map_err(|e| format!("writeback commit: {e}"))?;
-        let fence = sys::fence_from_kernel(fence.load(Ordering::SeqCst))
-            .ok_or("the writeback commit returned no out-fence")?;
-        let mut pfd = [rustix::event::PollFd::new(
-            &fence,
-            rustix::event::PollFlags::IN,
-        )];
-        let ready = rustix::event::poll(&mut pfd, 5000).map_err(|e| format!("poll fence: {e}"))?;
-        if ready == 0 {
-            return Err("the writeback fence did not signal within 5 s".into());
-        }
+            self.fb,
+        )
+        .map_err(|e| format!("writeback commit: {e}"))?;
+        cenalloc_drm::writeback::wait_fence(&fence, std::time::Duration::from_secs(5))
+            .map_err(|e| format!("writeback fence: {e}"))?;
         let (w, h) = self.size;
         let pitch = self.buffer.pitch() as usize;
         let map = drm
