@@ -128,17 +128,25 @@ impl Imported for DrmImport {
     }
 }
 
-/// The ADDFB2 arguments of a buffer.
-struct Framebuffer {
-    size: (u32, u32),
-    format: drm_fourcc::DrmFourcc,
-    modifier: Option<drm_fourcc::DrmModifier>,
-    handles: [Option<GemHandle>; 4],
-    pitches: [u32; 4],
-    offsets: [u32; 4],
+/// The ADDFB2 arguments of a buffer: GEM handle, pitch and offset per plane, for the drm
+/// crate's `add_planar_framebuffer` on any DRM device.
+#[derive(Debug, Clone, Copy)]
+pub struct FramebufferPlanes {
+    /// Width and height in pixels.
+    pub size: (u32, u32),
+    /// Pixel format.
+    pub format: drm_fourcc::DrmFourcc,
+    /// Modifier; `None` for an implicit layout (ADDFB2 without DRM_MODE_FB_MODIFIERS).
+    pub modifier: Option<drm_fourcc::DrmModifier>,
+    /// GEM handle of each plane.
+    pub handles: [Option<GemHandle>; 4],
+    /// Pitch of each plane in bytes.
+    pub pitches: [u32; 4],
+    /// Offset of each plane in bytes.
+    pub offsets: [u32; 4],
 }
 
-impl PlanarBuffer for Framebuffer {
+impl PlanarBuffer for FramebufferPlanes {
     fn size(&self) -> (u32, u32) {
         self.size
     }
@@ -255,7 +263,7 @@ impl DrmDevice {
         let gem = GemRef::acquire(&self.shared, buffer)?;
         let mut fb = None;
         if let (true, Some(format)) = (wants_fb, layout.fourcc) {
-            let mut args = Framebuffer {
+            let mut args = FramebufferPlanes {
                 size: (layout.width, layout.height),
                 format,
                 modifier: None,

@@ -22,6 +22,6 @@ mod sys;
 
 pub use device::{enumerate, DrmDevice, NodeKind};
 pub use error::DrmError;
-pub use import::DrmImport;
+pub use import::{DrmImport, FramebufferPlanes};
 pub use probe::{Caps, ImportTrial, ModeLimits, PlaneKind, PlaneReport, Probe};
 pub use report::DeviceReport;

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cenalloc::smithay::CenallocBuffer;
-use drm::buffer::{Handle as GemHandle, PlanarBuffer};
+use cenalloc_drm::FramebufferPlanes;
+use drm::buffer::Handle as GemHandle;
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 use drm_fourcc::{DrmFormat, DrmFourcc, DrmModifier};
 use smithay::backend::allocator::dmabuf::AsDmabuf;
@@ -107,37 +108,6 @@ impl Drop for DmabufFramebuffer {
     }
 }
 
-/// The planes of an imported dma-buf, as ADDFB2 wants them.
-struct ImportedPlanes {
-    size: (u32, u32),
-    format: DrmFourcc,
-    modifier: DrmModifier,
-    handles: [Option<GemHandle>; 4],
-    pitches: [u32; 4],
-    offsets: [u32; 4],
-}
-
-impl PlanarBuffer for ImportedPlanes {
-    fn size(&self) -> (u32, u32) {
-        self.size
-    }
-    fn format(&self) -> DrmFourcc {
-        self.format
-    }
-    fn modifier(&self) -> Option<DrmModifier> {
-        Some(self.modifier)
-    }
-    fn pitches(&self) -> [u32; 4] {
-        self.pitches
-    }
-    fn handles(&self) -> [Option<GemHandle>; 4] {
-        self.handles
-    }
-    fn offsets(&self) -> [u32; 4] {
-        self.offsets
-    }
-}
-
 /// PRIME-imports every plane of `dmabuf` on `drm` and adds a framebuffer for it.
 pub fn framebuffer_for_dmabuf(
     drm: &DrmDeviceFd,
@@ -152,10 +122,10 @@ pub fn framebuffer_for_dmabuf(
         format.code
     };
     let mut handles: Vec<GemHandle> = Vec::new();
-    let mut planes = ImportedPlanes {
+    let mut planes = FramebufferPlanes {
         size: (dmabuf.width(), dmabuf.height()),
         format: fourcc,
-        modifier: format.modifier,
+        modifier: Some(format.modifier),
         handles: [None; 4],
         pitches: [0; 4],
         offsets: [0; 4],
@@ -188,7 +158,7 @@ pub fn framebuffer_for_dmabuf(
         planes.offsets[i] = offset;
     }
     let flags = if format.modifier == DrmModifier::Invalid {
-        planes.modifier = DrmModifier::Invalid;
+        planes.modifier = None;
         FbCmd2Flags::empty()
     } else {
         FbCmd2Flags::MODIFIERS
