@@ -1,0 +1,136 @@
+//! camera-to-display: a V4L2 camera's frames scanned out by a KMS display with no copy.
+//!
+//! cenalloc collects the camera's capture queue and the display as importers, plans (the
+//! reasons are printed), allocates a pool of buffers imported into both, then loops: DQBUF
+//! from the camera → show that buffer's framebuffer → QBUF the buffer shown before once the
+//! display has flipped away from it. `--verify` drives the CRTC with the vkms writeback
+//! connector instead and compares every read-back frame with the captured one.
+
+use std::process::ExitCode;
+
+use cenalloc::{Allocator, Usage};
+use cenalloc_examples::pipeline::args::Options;
+use cenalloc_examples::pipeline::camera::{CameraToDisplay, FrameSink};
+use cenalloc_examples::pipeline::resources::Held;
+use cenalloc_examples::pipeline::screen::Screen;
+use cenalloc_examples::pipeline::verify::Verifier;
+use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
+
+const USAGE: &str = "usage: camera-to-display [--camera PATH|CARD] [--display PATH|DRIVER] \
+[--frames N] [--buffers N] [--size WxH] [--verify] [--snapshots DIR] [--stop-camera-after N]
+  --camera    V4L2 node path, node name or card name (default vivid-000: its vid-cap node)
+  --display   DRM node path or driver name (default vkms)
+  --verify    read every frame back through the vkms writeback connector, compare bit-exact
+  --snapshots write some read-back frames as PNG into DIR (with --verify)";
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let opts = match Options::parse(std::env::args().skip(1), Options::default(), USAGE) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("camera-to-display: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the pipeline; Ok(false) when frames did not verify.
+fn run(opts: &Options) -> Result<bool, PipelineError> {
+    let camera = devices::open_video(&opts.camera)?;
+    let display = devices::open_display(&opts.display)?;
+    println!(
+        "camera {} → display {}, XR24 {}x{}, {} buffers",
+        camera.display_name(),
+        display.name(),
+        opts.size.0,
+        opts.size.1,
+        opts.buffers
+    );
+    let allocator = Allocator::new();
+    // Counted once the memory sources are open: the allocator keeps their nodes open.
+    let before = Held::now(&display);
+    let extra = if opts.verify {
+        Usage::CPU_READ
+    } else {
+        Usage::empty()
+    };
+    let outcome = {
+        let mut pipeline = CameraToDisplay::new(
+            &allocator,
+            camera.clone(),
+            &display,
+            opts.size,
+            opts.buffers,
+            extra,
+        )?;
+        println!("{}", plan_text(pipeline.plan()));
+        let held = Held::now(&display);
+        println!(
+            "held while running: open fds {}, framebuffers on {} {}",
+            held.fds,
+            display.name(),
+            show(held.framebuffers)
+        );
+        let result = if opts.verify {
+            let every = (opts.frames / 4).max(1);
+            let mut verifier = Verifier::new(
+                &allocator,
+                &display,
+                opts.size,
+                opts.snapshots.clone(),
+                every,
+            )?;
+            let shown = pipeline.run(opts.frames, &mut verifier, opts.stop_camera_after);
+            for p in &verifier.written {
+                println!("snapshot {}", p.display());
+            }
+            shown.map(|n| {
+                println!(
+                    "verified {}/{} frames (24 colour bits per pixel; the X byte of XR24 is undefined)",
+                    verifier.matched, n
+                );
+                verifier.matched == n && verifier.checked == n
+            })
+        } else {
+            let mut screen = Screen::new(&display, opts.size)?;
+            let sink: &mut dyn FrameSink = &mut screen;
+            pipeline
+                .run(opts.frames, sink, opts.stop_camera_after)
+                .map(|n| {
+                    println!("displayed {n} frames");
+                    true
+                })
+        };
+        result
+    };
+    // Everything the pipeline held is dropped here: V4L2 buffers, framebuffers, GEM handles,
+    // dma-bufs.
+    let after = Held::now(&display);
+    println!(
+        "released: open fds {} → {}, framebuffers on {} {} → {}",
+        before.fds,
+        after.fds,
+        display.name(),
+        show(before.framebuffers),
+        show(after.framebuffers)
+    );
+    if after != before {
+        eprintln!("camera-to-display: not everything was released");
+        return Err(outcome.err().unwrap_or_else(|| {
+            PipelineError::Setup("resources leaked (see the released: line)".into())
+        }));
+    }
+    outcome
+}
+
+fn show(n: Option<usize>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+}

@@ -1,0 +1,171 @@
+//! The command-line options the pipeline programs share.
+
+use std::path::PathBuf;
+
+/// Parsed options; each program uses the ones it documents.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--camera PATH|CARD`: a V4L2 node path or a vivid-style card name.
+    pub camera: String,
+    /// `--display PATH|DRIVER`: a DRM node path or a driver name.
+    pub display: String,
+    /// `--frames N`.
+    pub frames: u32,
+    /// `--buffers N`.
+    pub buffers: u32,
+    /// `--size WxH`.
+    pub size: (u32, u32),
+    /// `--verify`.
+    pub verify: bool,
+    /// `--snapshots DIR`.
+    pub snapshots: Option<PathBuf>,
+    /// `--stop-camera-after N`: stop the producer's queue after N frames, as if the camera
+    /// went away (to exercise the teardown path).
+    pub stop_camera_after: Option<u32>,
+    /// `--out DIR` (benchmark results).
+    pub out: Option<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            camera: "vivid-000".into(),
+            display: "vkms".into(),
+            frames: 30,
+            buffers: 4,
+            size: (640, 480),
+            verify: false,
+            snapshots: None,
+            stop_camera_after: None,
+            out: None,
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("--size {s}: expected WxH, e.g. 640x480"))?;
+    let n = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&v| v > 0)
+            .ok_or_else(|| format!("--size {s}: {v:?} is not a positive number"))
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+impl Options {
+    /// Parses `args` (without the program name) over `defaults`; `usage` is shown on errors
+    /// and for `--help`.
+    pub fn parse(
+        args: impl IntoIterator<Item = String>,
+        defaults: Options,
+        usage: &str,
+    ) -> Result<Options, String> {
+        let mut o = defaults;
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .ok_or_else(|| format!("{name} needs a value\n{usage}"))
+            };
+            let number = |name: &str, v: String| {
+                v.parse::<u32>()
+                    .map_err(|_| format!("{name} {v}: not a number\n{usage}"))
+            };
+            match a.as_str() {
+                "--camera" => o.camera = value("--camera")?,
+                "--display" => o.display = value("--display")?,
+                "--frames" => o.frames = number("--frames", value("--frames")?)?,
+                "--buffers" => o.buffers = number("--buffers", value("--buffers")?)?,
+                "--size" => o.size = parse_size(&value("--size")?)?,
+                "--verify" => o.verify = true,
+                "--snapshots" => o.snapshots = Some(value("--snapshots")?.into()),
+                "--out" => o.out = Some(value("--out")?.into()),
+                "--stop-camera-after" => {
+                    o.stop_camera_after = Some(number(
+                        "--stop-camera-after",
+                        value("--stop-camera-after")?,
+                    )?)
+                }
+                "-h" | "--help" => return Err(usage.to_owned()),
+                other => return Err(format!("unknown option {other}\n{usage}")),
+            }
+        }
+        if o.buffers < 2 {
+            return Err(format!(
+                "--buffers {}: at least 2 (one on screen, one being captured)",
+                o.buffers
+            ));
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, String> {
+        Options::parse(
+            args.iter().map(|s| s.to_string()),
+            Options::default(),
+            "usage",
+        )
+    }
+
+    #[test]
+    fn defaults_and_every_option() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(
+            (o.camera.as_str(), o.display.as_str()),
+            ("vivid-000", "vkms")
+        );
+        assert_eq!((o.size, o.buffers, o.verify), ((640, 480), 4, false));
+        let o = parse(&[
+            "--camera",
+            "/dev/video3",
+            "--display",
+            "/dev/dri/card1",
+            "--frames",
+            "7",
+            "--buffers",
+            "3",
+            "--size",
+            "1920x1080",
+            "--verify",
+            "--snapshots",
+            "/tmp/s",
+            "--stop-camera-after",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(o.camera, "/dev/video3");
+        assert_eq!(o.display, "/dev/dri/card1");
+        assert_eq!((o.frames, o.buffers, o.size), (7, 3, (1920, 1080)));
+        assert!(o.verify);
+        assert_eq!(o.snapshots, Some(PathBuf::from("/tmp/s")));
+        assert_eq!(o.stop_camera_after, Some(2));
+    }
+
+    #[test]
+    fn bad_input_says_what_was_wrong() {
+        assert!(parse(&["--size", "640"])
+            .unwrap_err()
+            .contains("expected WxH"));
+        assert!(parse(&["--size", "0x480"])
+            .unwrap_err()
+            .contains("positive"));
+        assert!(parse(&["--frames", "many"])
+            .unwrap_err()
+            .contains("not a number"));
+        assert!(parse(&["--frames"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--buffers", "1"])
+            .unwrap_err()
+            .contains("at least 2"));
+        assert!(parse(&["--bogus"])
+            .unwrap_err()
+            .contains("unknown option --bogus"));
+    }
+}

@@ -1,0 +1,142 @@
+//! Reading displayed frames back through the vkms writeback connector and comparing them with
+//! what the producer wrote. In vkms 6.12 the virtual connector and the writeback connector
+//! cannot share the CRTC, so in this mode the writeback connector alone drives it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cenalloc::{
+    Allocator, Buffer, BufferRequest, CpuAccess, Fourcc, Importer, SharedBuffer, Usage,
+};
+use cenalloc_drm::writeback::Writeback;
+use cenalloc_drm::DrmDevice;
+use drm::control::framebuffer;
+
+use crate::pipeline::camera::{framebuffer_of, FrameSink};
+use crate::pipeline::PipelineError;
+
+/// Shows frames on the writeback connector's CRTC and checks each read-back frame bit-exact
+/// against the source buffer (the 24 colour bits; XRGB8888's X byte is undefined).
+pub struct Verifier {
+    writeback: Writeback,
+    targets: Vec<(SharedBuffer, framebuffer::Handle)>,
+    next: usize,
+    size: (u32, u32),
+    /// Frames compared.
+    pub checked: u32,
+    /// Frames that matched.
+    pub matched: u32,
+    snapshots: Option<PathBuf>,
+    snapshot_every: u32,
+    /// Snapshot files written.
+    pub written: Vec<PathBuf>,
+}
+
+impl Verifier {
+    /// Sets up the writeback connector of `display` and two XRGB8888 target buffers of `size`.
+    /// With `snapshots`, every `snapshot_every`-th read-back frame is written there as PNG.
+    pub fn new(
+        allocator: &Allocator,
+        display: &DrmDevice,
+        size: (u32, u32),
+        snapshots: Option<PathBuf>,
+        snapshot_every: u32,
+    ) -> Result<Verifier, PipelineError> {
+        let writeback = Writeback::new(display)?;
+        if !writeback.sizes().contains(&size) {
+            return Err(PipelineError::Setup(format!(
+                "{}: the writeback connector has no {}x{} mode",
+                display.name(),
+                size.0,
+                size.1
+            )));
+        }
+        if let Some(dir) = &snapshots {
+            std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
+                what: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(display.clone())];
+        let request = BufferRequest::image(
+            size.0,
+            size.1,
+            Fourcc::Xrgb8888,
+            Usage::SCANOUT | Usage::CPU_READ,
+        )
+        .with_name("writeback target");
+        let targets = (0..2)
+            .map(|_| {
+                let shared = allocator.allocate_and_import(&request, &importers)?;
+                let fb = framebuffer_of(&shared, display)?;
+                Ok((shared, fb))
+            })
+            .collect::<Result<Vec<_>, PipelineError>>()?;
+        Ok(Verifier {
+            writeback,
+            targets,
+            next: 0,
+            size,
+            checked: 0,
+            matched: 0,
+            snapshots,
+            snapshot_every: snapshot_every.max(1),
+            written: Vec::new(),
+        })
+    }
+
+    /// Shows `fb`, reads the CRTC's output back and compares it with `frame`.
+    pub fn check(
+        &mut self,
+        fb: framebuffer::Handle,
+        frame: &Buffer,
+    ) -> Result<bool, PipelineError> {
+        let (target, target_fb) = &self.targets[self.next];
+        self.next = (self.next + 1) % self.targets.len();
+        self.writeback
+            .capture(fb, *target_fb, self.size, Duration::from_secs(10))?;
+        let (w, h) = (self.size.0 as usize, self.size.1 as usize);
+        let src = frame.map(CpuAccess::Read)?;
+        let dst = target.buffer().map(CpuAccess::Read)?;
+        let (ss, ds) = (
+            frame.layout().planes[0].stride as usize,
+            target.buffer().layout().planes[0].stride as usize,
+        );
+        let mut differing = 0usize;
+        let mut first = None;
+        for y in 0..h {
+            let a = &src.as_slice()[y * ss..y * ss + w * 4];
+            let b = &dst.as_slice()[y * ds..y * ds + w * 4];
+            for (x, (pa, pb)) in a.chunks_exact(4).zip(b.chunks_exact(4)).enumerate() {
+                if pa[..3] != pb[..3] {
+                    differing += 1;
+                    first.get_or_insert((x, y, [pa[0], pa[1], pa[2]], [pb[0], pb[1], pb[2]]));
+                }
+            }
+        }
+        let index = self.checked;
+        self.checked += 1;
+        if let Some((x, y, want, got)) = first {
+            log::error!(
+                "frame {index}: {differing} pixels differ; first at ({x},{y}): captured BGR {want:?}, displayed {got:?}"
+            );
+        } else {
+            self.matched += 1;
+        }
+        if let Some(dir) = &self.snapshots {
+            if index.is_multiple_of(self.snapshot_every) {
+                let path = dir.join(format!("frame-{index:03}.png"));
+                crate::pipeline::snapshot::write_xrgb_png(&path, dst.as_slice(), self.size, ds)?;
+                self.written.push(path);
+            }
+        }
+        Ok(differing == 0)
+    }
+}
+
+impl FrameSink for Verifier {
+    fn show(&mut self, fb: framebuffer::Handle, frame: &Buffer) -> Result<(), PipelineError> {
+        self.check(fb, frame).map(|_| ())
+    }
+}

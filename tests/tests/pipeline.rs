@@ -1,0 +1,190 @@
+//! The zero-copy pipelines in the guest: `camera-to-display` (vivid → vkms) and
+//! `decode-to-display` (vicodec → vkms), each verified frame by frame through the vkms
+//! writeback connector, and the teardown when the camera stops mid-stream.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use cenalloc_drm::NodeKind;
+
+fn bin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("CENALLOC_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/debug"));
+    let bin = dir.join(name);
+    assert!(bin.is_file(), "{} is not built", bin.display());
+    bin
+}
+
+/// Runs a pipeline program; returns its output with stdout and stderr echoed.
+fn run(name: &str, args: &[&str]) -> (Output, String, String) {
+    let out = Command::new(bin(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {name}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    println!("$ {name} {}\n{stdout}{stderr}", args.join(" "));
+    (out, stdout, stderr)
+}
+
+/// The numbers of a `label: open fds A → B, framebuffers on DEV C → D` line.
+fn numbers_after(stdout: &str, label: &str) -> Vec<usize> {
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label:?} line in:\n{stdout}"));
+    let (_, counts) = line.split_at(label.len());
+    let mut v = Vec::new();
+    for word in counts.split([' ', ',']) {
+        if let Ok(n) = word.parse() {
+            v.push(n);
+        }
+    }
+    v
+}
+
+fn vkms_framebuffers() -> usize {
+    let vkms = cenalloc_vmtests::drm_device("vkms", NodeKind::Card);
+    cenalloc_vmtests::dri_debugfs_framebuffers(&vkms)
+}
+
+fn camera_to_display_verifies(camera: &str, heap: &str) {
+    let fbs_before = vkms_framebuffers();
+    let (out, stdout, stderr) = run(
+        "camera-to-display",
+        &["--camera", camera, "--frames", "30", "--verify"],
+    );
+    assert!(out.status.success(), "{camera}: failed:\n{stderr}");
+    assert!(
+        stdout.contains(&format!("plan: source Heap {heap} ")),
+        "{camera}: the plan should choose the {heap} heap:\n{stdout}"
+    );
+    assert!(stdout.contains("  - source "), "no reasons printed");
+    assert!(
+        stdout.contains("verified 30/30 frames"),
+        "{camera}: not every frame verified:\n{stdout}"
+    );
+    let released = numbers_after(&stdout, "released:");
+    assert_eq!(released.len(), 4, "{released:?}");
+    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
+    assert_eq!(
+        released[2], released[3],
+        "framebuffers leaked: {released:?}"
+    );
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn camera_to_display_vivid_000_on_vkms_verifies_30_frames_from_the_cma_heap() {
+    camera_to_display_verifies("vivid-000", "reserved");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn camera_to_display_vivid_001_on_vkms_verifies_30_frames_from_the_system_heap() {
+    camera_to_display_verifies("vivid-001", "system");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn camera_stopping_mid_stream_ends_the_loop_with_an_error_and_releases_everything() {
+    let fbs_before = vkms_framebuffers();
+    for extra in [&["--verify"][..], &[][..]] {
+        let mut args = vec![
+            "--camera",
+            "vivid-001",
+            "--frames",
+            "30",
+            "--stop-camera-after",
+            "10",
+        ];
+        args.extend_from_slice(extra);
+        let (out, stdout, stderr) = run("camera-to-display", &args);
+        assert!(
+            !out.status.success(),
+            "{args:?}: succeeded though the camera stopped"
+        );
+        assert!(
+            stderr.contains("vivid-001-vid-cap")
+                && stderr.contains("stopped delivering frames after 10 frame(s)"),
+            "{args:?}: no clear error naming the camera:\n{stderr}"
+        );
+        let held = numbers_after(&stdout, "held while running:");
+        let released = numbers_after(&stdout, "released:");
+        assert_eq!(released.len(), 4, "{released:?}");
+        assert_eq!(released[0], released[1], "fds leaked: {released:?}");
+        assert_eq!(
+            released[2], released[3],
+            "framebuffers leaked: {released:?}"
+        );
+        assert!(
+            held[held.len() - 1] >= released[2] + 4,
+            "the 4 pool framebuffers should exist while running: held {held:?}, released {released:?}"
+        );
+        assert!(!stderr.contains("not everything was released"), "{stderr}");
+    }
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn decode_to_display_verifies_10_vicodec_frames_on_vkms() {
+    let fbs_before = vkms_framebuffers();
+    let (out, stdout, stderr) = run("decode-to-display", &["--frames", "10", "--verify"]);
+    assert!(out.status.success(), "decode-to-display failed:\n{stderr}");
+    assert!(stdout.contains("encoded 10 frames"), "{stdout}");
+    assert!(
+        stdout.contains("plan: source "),
+        "no plan printed:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("verified 10/10 frames"),
+        "not every decoded frame verified:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("decoded frames against the encoded pattern: lowest PSNR"),
+        "no fidelity check of the decoded frames:\n{stdout}"
+    );
+    let released = numbers_after(&stdout, "released:");
+    assert_eq!(released.len(), 4, "{released:?}");
+    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
+    assert_eq!(
+        released[2], released[3],
+        "framebuffers leaked: {released:?}"
+    );
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn pipeline_bench_measures_both_loops_at_both_sizes_in_a_steady_state() {
+    let out_dir = "/tmp/cenalloc-pipeline-bench";
+    let (out, stdout, stderr) = run("pipeline-bench", &["--frames", "20", "--out", out_dir]);
+    assert!(out.status.success(), "pipeline-bench failed:\n{stderr}");
+    assert!(
+        stdout.contains("steady state: no new fd, dma-buf or buffer allocation"),
+        "{stdout}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{out_dir}/pipeline-bench.json")).expect("the JSON results"),
+    )
+    .expect("valid JSON");
+    let results = json["results"].as_array().expect("results[]");
+    assert_eq!(results.len(), 4, "{json:#}");
+    for (mode, width) in [
+        ("zero-copy", 640),
+        ("copy", 640),
+        ("zero-copy", 1920),
+        ("copy", 1920),
+    ] {
+        let r = results
+            .iter()
+            .find(|r| r["mode"] == mode && r["width"] == width)
+            .unwrap_or_else(|| panic!("no {mode} {width} result in {json:#}"));
+        assert!(r["cpu_us_per_frame"].as_f64().unwrap() > 0.0, "{r}");
+        assert_eq!(r["fds_before"], r["fds_after"], "{r}");
+        assert_eq!(r["dmabufs_before"], r["dmabufs_after"], "{r}");
+    }
+}
