@@ -1,0 +1,156 @@
+//! Timing: interleaved batches, medians, and ratios measured in the same run.
+
+use std::time::{Duration, Instant};
+
+/// How long and how often to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// Batches per variant; the median over batches is reported.
+    pub batches: usize,
+    /// A batch repeats its operation until it has run at least this long.
+    pub batch_time: Duration,
+    /// Upper bound on repetitions per batch.
+    pub max_iterations: usize,
+}
+
+/// The result of one variant: median time per operation over the batches.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Timing {
+    /// Median over batches of the mean time per operation, in microseconds.
+    pub median_us: f64,
+    /// Fastest batch mean, in microseconds.
+    pub min_us: f64,
+    /// Slowest batch mean, in microseconds.
+    pub max_us: f64,
+    /// Batches measured.
+    pub batches: usize,
+    /// Operations per batch (chosen per variant to fill the batch time).
+    pub iterations: usize,
+}
+
+/// An operation to time; returns an error to abort the comparison.
+pub type Op<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Times every variant in `ops` in interleaved batches (A, B, C, A, B, C, ...) so drift of
+/// the machine affects them alike. Each variant first runs until it has taken at least a
+/// tenth of a batch (warming caches), which sets its own repetitions per batch.
+pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String> {
+    let mut iterations = Vec::with_capacity(ops.len());
+    for op in ops.iter_mut() {
+        let t = Instant::now();
+        let mut n = 0usize;
+        while n < budget.max_iterations && (n == 0 || t.elapsed() < budget.batch_time / 10) {
+            op()?;
+            n += 1;
+        }
+        let per_op = t.elapsed().as_secs_f64() / n as f64;
+        let wanted = (budget.batch_time.as_secs_f64() / per_op.max(1e-7)).ceil() as usize;
+        iterations.push(wanted.clamp(1, budget.max_iterations));
+    }
+    let mut samples = vec![Vec::with_capacity(budget.batches); ops.len()];
+    for _ in 0..budget.batches {
+        for (i, op) in ops.iter_mut().enumerate() {
+            let t = Instant::now();
+            for _ in 0..iterations[i] {
+                op()?;
+            }
+            samples[i].push(t.elapsed().as_secs_f64() * 1e6 / iterations[i] as f64);
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .zip(iterations)
+        .map(|(mut s, iterations)| {
+            let min = s.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = s.iter().copied().fold(0.0, f64::max);
+            Timing {
+                median_us: median(&mut s),
+                min_us: min,
+                max_us: max,
+                batches: budget.batches,
+                iterations,
+            }
+        })
+        .collect())
+}
+
+/// The kernel's current clocksource. Under TCG the TSC watchdog can declare the TSC unstable
+/// under load and fall back to jiffies (4 ms steps at HZ=250), which ruins timings; the
+/// guest is booted with `tsc=reliable` for benchmarks, and the report records this.
+pub fn clocksource() -> String {
+    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// Summarises single measurements taken elsewhere (e.g. a cold probe, which happens once per
+/// process and is measured in fresh processes).
+pub fn median_of(mut samples_us: Vec<f64>) -> Timing {
+    let min = samples_us.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples_us.iter().copied().fold(0.0, f64::max);
+    let n = samples_us.len();
+    Timing {
+        median_us: median(&mut samples_us),
+        min_us: min,
+        max_us: max,
+        batches: n,
+        iterations: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn compare_runs_every_variant() {
+        let (mut a, mut b) = (0, 0);
+        let budget = Budget {
+            batches: 3,
+            batch_time: Duration::from_micros(10),
+            max_iterations: 4,
+        };
+        let t = compare(
+            budget,
+            &mut [
+                Box::new(|| {
+                    a += 1;
+                    Ok(())
+                }),
+                Box::new(|| {
+                    b += 1;
+                    Ok(())
+                }),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0].batches, 3);
+        for timing in &t {
+            assert!((1..=4).contains(&timing.iterations), "{timing:?}");
+        }
+        // Calibration runs, then 3 batches of each variant's own repetitions.
+        assert!(a > 3 * t[0].iterations, "{a} {t:?}");
+        assert!(b > 3 * t[1].iterations, "{b} {t:?}");
+    }
+}

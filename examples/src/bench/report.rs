@@ -1,0 +1,120 @@
+//! The results: a plain-text table on stdout and the same rows as JSON.
+
+use std::fmt::Write as _;
+
+use super::measure::Timing;
+
+/// One measured variant of one case.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    /// The comparison group (e.g. `alloc+import → vkms`).
+    pub group: String,
+    /// The case inside the group (e.g. `1024x1024 XR24 (4 MiB)`).
+    pub case: String,
+    /// What was timed (`cenalloc`, `raw ioctls`, `libgbm`, ...).
+    pub variant: String,
+    /// The timing.
+    pub timing: Timing,
+    /// The variant this row is compared with, and the ratio of the medians (this / that).
+    pub ratio: Option<Ratio>,
+}
+
+/// A ratio of medians and the target it is held to.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Ratio {
+    /// The reference variant.
+    pub versus: String,
+    /// median(this) / median(versus).
+    pub value: f64,
+    /// The goal, e.g. `<= 1.05`.
+    pub target: Option<String>,
+    /// Whether the goal is met.
+    pub met: Option<bool>,
+}
+
+/// Which way a target goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The ratio must be at most this.
+    AtMost(f64),
+    /// The ratio must be at least this.
+    AtLeast(f64),
+}
+
+impl Ratio {
+    /// median(`this`) / median(`versus`), held to `target`.
+    pub fn new(this: &Timing, versus_name: &str, versus: &Timing, target: Option<Target>) -> Self {
+        let value = this.median_us / versus.median_us;
+        let (target, met) = match target {
+            Some(Target::AtMost(t)) => (Some(format!("<= {t}")), Some(value <= t)),
+            Some(Target::AtLeast(t)) => (Some(format!(">= {t}")), Some(value >= t)),
+            None => (None, None),
+        };
+        Ratio {
+            versus: versus_name.to_owned(),
+            value,
+            target,
+            met,
+        }
+    }
+}
+
+fn human_us(us: f64) -> String {
+    if us >= 10_000.0 {
+        format!("{:.1} ms", us / 1000.0)
+    } else if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else if us >= 10.0 {
+        format!("{us:.0} µs")
+    } else {
+        format!("{us:.2} µs")
+    }
+}
+
+/// The table: one line per row, grouped, with ratios and whether each target is met.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let mut group = "";
+    for r in rows {
+        if r.group != group {
+            group = &r.group;
+            let _ = writeln!(out, "\n== {group}");
+            let _ = writeln!(
+                out,
+                "  {:<30} {:<28} {:>10} {:>10} {:>10}  ratio",
+                "case", "variant", "median", "min", "max"
+            );
+        }
+        let ratio = r
+            .ratio
+            .as_ref()
+            .map(|q| {
+                let verdict = match q.met {
+                    Some(true) => " ok",
+                    Some(false) => " MISSED",
+                    None => "",
+                };
+                format!(
+                    "{:.3}x vs {}{}{}",
+                    q.value,
+                    q.versus,
+                    q.target
+                        .as_ref()
+                        .map(|t| format!(" (target {t})"))
+                        .unwrap_or_default(),
+                    verdict
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {:<30} {:<28} {:>10} {:>10} {:>10}  {ratio}",
+            r.case,
+            r.variant,
+            human_us(r.timing.median_us),
+            human_us(r.timing.min_us),
+            human_us(r.timing.max_us),
+        );
+    }
+    out
+}

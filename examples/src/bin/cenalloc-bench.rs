@@ -1,0 +1,719 @@
+//! cenalloc-bench: what cenalloc costs over the kernel calls it makes and over libgbm,
+//! measured side by side in one run. Meant for the guest (`cargo xtask bench`), where the
+//! devices are: vkms, vgem, vivid-001, the system heap.
+//!
+//! Groups: allocate + export + import into vkms (4 KiB to 32 MiB) and into vivid-001, cenalloc
+//! against the raw ioctl sequence; a vkms scanout buffer against libgbm; probing every device
+//! (cold, in fresh processes, and cached); a pool hit against a fresh 8 MiB allocation; cost
+//! against the number of importers (1 to 6). Every figure is the median over batches; ratios
+//! compare variants measured interleaved in the same run.
+//!
+//! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP]`; writes `DIR/bench.json` and
+//! `DIR/bench.txt` (default DIR: `target/bench`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cenalloc::{Allocator, BufferRequest, Fourcc, Importer, Plan, Pool, SourceKind, Usage};
+use cenalloc_drm::{DrmDevice, NodeKind};
+use cenalloc_examples::bench::gbm_path::Gbm;
+use cenalloc_examples::bench::measure::{clocksource, compare, median_of, Budget, Op, Timing};
+use cenalloc_examples::bench::raw::{Card, Heap, VideoQueue};
+use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
+use cenalloc_examples::bench::sys;
+use cenalloc_v4l2::{Device, Direction, V4l2Importer};
+
+type Res<T> = Result<T, String>;
+
+/// Everything the benchmarks share.
+struct Bench {
+    allocator: Allocator,
+    budget: Budget,
+    vkms: DrmDevice,
+    vkms_path: PathBuf,
+    vivid: Arc<V4l2Importer>,
+    vivid_path: PathBuf,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+/// One raw importer: a KMS/render node or a V4L2 queue, opened without cenalloc.
+enum RawImporter {
+    Drm(Card),
+    Video(VideoQueue),
+}
+
+fn xrgb(w: u32, h: u32, usage: Usage) -> BufferRequest {
+    BufferRequest::image(w, h, Fourcc::Xrgb8888, usage)
+}
+
+fn size_label(w: u32, h: u32) -> String {
+    let bytes = u64::from(w) * u64::from(h) * 4;
+    let size = if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    };
+    format!("{w}x{h} XR24 ({size})")
+}
+
+impl Bench {
+    fn record(&mut self, group: &str, case: &str, names: &[&str], timings: Vec<Timing>) {
+        for (name, timing) in names.iter().zip(timings) {
+            self.rows.push(Row {
+                group: group.into(),
+                case: case.into(),
+                variant: (*name).into(),
+                timing,
+                ratio: None,
+            });
+        }
+    }
+
+    /// Sets the ratio of the row `variant` of `case` against `versus`.
+    fn ratio(&mut self, case: &str, variant: &str, versus: &str, target: Option<Target>) {
+        let find = |rows: &[Row], v: &str| {
+            rows.iter()
+                .rposition(|r| r.case == case && r.variant == v)
+                .map(|i| (i, rows[i].timing.clone()))
+        };
+        if let (Some((i, this)), Some((_, that))) =
+            (find(&self.rows, variant), find(&self.rows, versus))
+        {
+            self.rows[i].ratio = Some(Ratio::new(&this, versus, &that, target));
+        }
+    }
+
+    fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Res<Plan> {
+        self.allocator
+            .plan(request, importers)
+            .map_err(|e| format!("plan: {e}"))
+    }
+
+    /// The raw floor for `plan`: allocate from the same heap, import into each raw importer,
+    /// release, close.
+    fn raw_op<'a>(&self, plan: &Plan, raws: &'a [RawImporter]) -> Res<Op<'a>> {
+        if plan.source.kind != SourceKind::Heap {
+            return Err(format!(
+                "cenalloc chose {} ({:?}); the raw floor covers heaps only",
+                plan.source.name, plan.source.kind
+            ));
+        }
+        let path = plan.source.path.clone().ok_or("the heap has no path")?;
+        let heap = Heap::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (size, w, h) = (plan.size, plan.layout.width, plan.layout.height);
+        let stride = plan.layout.planes[0].stride as u32;
+        Ok(Box::new(move || {
+            let fd = heap.alloc(size).map_err(|e| format!("heap alloc: {e}"))?;
+            let mut imports = Vec::with_capacity(raws.len());
+            for r in raws {
+                match r {
+                    RawImporter::Drm(card) => imports.push((
+                        card,
+                        card.import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
+                            .map_err(|e| format!("PRIME/ADDFB2: {e}"))?,
+                    )),
+                    RawImporter::Video(q) => {
+                        q.check(w, h, size).map_err(|e| format!("TRY_FMT: {e}"))?
+                    }
+                }
+            }
+            for (card, import) in imports {
+                card.release(import).map_err(|e| format!("release: {e}"))?;
+            }
+            drop(fd);
+            Ok(())
+        }))
+    }
+
+    fn raw_vivid(&self) -> Res<RawImporter> {
+        let buf_type = self
+            .vivid
+            .device()
+            .buf_type(Direction::Capture)
+            .ok_or("vivid-001 has no capture queue")?;
+        let pf = self
+            .vivid
+            .pixel_format_for(Fourcc::Xrgb8888)
+            .map_err(|e| e.to_string())?;
+        VideoQueue::open(&self.vivid_path, buf_type, pf.0)
+            .map(RawImporter::Video)
+            .map_err(|e| e.to_string())
+    }
+
+    fn raw_card(path: &Path, kms: bool) -> Res<RawImporter> {
+        Card::open(path, kms)
+            .map(RawImporter::Drm)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// cenalloc (plan once, then allocate + import + free), cenalloc (allocate_and_import,
+    /// planning each time) and the raw floor, for one request and importer set.
+    fn against_raw(
+        &mut self,
+        group: &str,
+        case: &str,
+        request: BufferRequest,
+        importers: Vec<Arc<dyn Importer>>,
+        raws: &[RawImporter],
+    ) -> Res<()> {
+        let plan = self.plan(&request, &importers)?;
+        let a = self.allocator.clone();
+        let timings = {
+            let raw = self.raw_op(&plan, raws)?;
+            let mut ops: Vec<Op<'_>> = vec![
+                raw,
+                Box::new(|| {
+                    a.realize_plan(plan.clone(), &importers)
+                        .map(drop)
+                        .map_err(|e| format!("realize_plan: {e}"))
+                }),
+                Box::new(|| {
+                    a.allocate_and_import(&request, &importers)
+                        .map(drop)
+                        .map_err(|e| format!("allocate_and_import: {e}"))
+                }),
+            ];
+            compare(self.budget, &mut ops)?
+        };
+        let names = [
+            "raw ioctls",
+            "cenalloc (planned once)",
+            "cenalloc (plan each time)",
+        ];
+        self.record(group, case, &names, timings);
+        let target = Some(Target::AtMost(1.05));
+        self.ratio(case, names[1], names[0], target);
+        self.ratio(case, names[2], names[0], target);
+        Ok(())
+    }
+
+    fn group_vkms_sizes(&mut self) -> Res<()> {
+        let group = "allocate + export + import → vkms, by size";
+        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
+        for (w, h) in [(32, 32), (128, 128), (512, 512), (1024, 2048), (2048, 4096)] {
+            let raws = vec![Self::raw_card(&self.vkms_path, true)?];
+            let r = self.against_raw(
+                group,
+                &size_label(w, h),
+                xrgb(w, h, Usage::SCANOUT),
+                vec![display.clone()],
+                &raws,
+            );
+            self.note_err(group, &size_label(w, h), r);
+        }
+        Ok(())
+    }
+
+    /// Where cenalloc's fixed cost goes, on the smallest buffer: the raw floor, plus the
+    /// /proc/meminfo read cenalloc makes before each system heap allocation, plus the
+    /// DMA_BUF_SET_NAME it issues on each buffer, against cenalloc itself.
+    fn group_overhead(&mut self) -> Res<()> {
+        let group = "fixed cost: what cenalloc adds to the raw floor (→ vkms)";
+        let (w, h) = (32, 32);
+        let case = size_label(w, h);
+        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
+        let importers = vec![display];
+        let request = xrgb(w, h, Usage::SCANOUT);
+        let plan = self.plan(&request, &importers)?;
+        let path = plan.source.path.clone().ok_or("not a heap")?;
+        let heap = Heap::open(&path).map_err(|e| e.to_string())?;
+        let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
+        let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
+        let name = c"cenalloc XR24 32x32";
+        let raw_cycle = |meminfo: bool, set_name: bool| -> Res<()> {
+            if meminfo {
+                let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
+                std::hint::black_box(text.lines().find(|l| l.starts_with("MemAvailable:")));
+            }
+            let fd = heap.alloc(size).map_err(|e| e.to_string())?;
+            if set_name {
+                sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), name)
+                    .map_err(|e| e.to_string())?;
+            }
+            let import = card
+                .import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
+                .map_err(|e| e.to_string())?;
+            card.release(import).map_err(|e| e.to_string())
+        };
+        let a = self.allocator.clone();
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| raw_cycle(false, false)),
+                Box::new(|| raw_cycle(true, false)),
+                Box::new(|| raw_cycle(true, true)),
+                Box::new(|| {
+                    a.realize_plan(plan.clone(), &importers)
+                        .map(drop)
+                        .map_err(|e| format!("realize_plan: {e}"))
+                }),
+            ];
+            compare(self.budget, &mut ops)?
+        };
+        let names = [
+            "raw ioctls",
+            "raw + /proc/meminfo read",
+            "raw + meminfo + SET_NAME",
+            "cenalloc (planned once)",
+        ];
+        self.record(group, &case, &names, timings);
+        for n in &names[1..] {
+            self.ratio(&case, n, names[0], None);
+        }
+        self.overhead_v4l2(group)
+    }
+
+    /// The same for vivid-001, whose import in cenalloc also lists the queue's formats
+    /// (VIDIOC_ENUM_FMT until EINVAL) to find the V4L2 code of the fourcc.
+    fn overhead_v4l2(&mut self, group: &str) -> Res<()> {
+        let (w, h) = (320, 180);
+        let case = format!("{} → vivid-001", size_label(w, h));
+        let camera: Arc<dyn Importer> = self.vivid.clone();
+        let importers = vec![camera];
+        let request = xrgb(w, h, Usage::CAMERA_WRITE);
+        let plan = self.plan(&request, &importers)?;
+        let path = plan.source.path.clone().ok_or("not a heap")?;
+        let heap = Heap::open(&path).map_err(|e| e.to_string())?;
+        let size = plan.size;
+        let RawImporter::Video(queue) = self.raw_vivid()? else {
+            return Err("expected a V4L2 queue".into());
+        };
+        let formats = queue.enumerate_formats();
+        let raw_cycle = |meminfo: bool, enum_fmt: bool| -> Res<()> {
+            if meminfo {
+                let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
+                std::hint::black_box(text.lines().find(|l| l.starts_with("MemAvailable:")));
+            }
+            let fd = heap.alloc(size).map_err(|e| e.to_string())?;
+            if enum_fmt {
+                std::hint::black_box(queue.enumerate_formats());
+            }
+            queue.check(w, h, size).map_err(|e| e.to_string())?;
+            drop(fd);
+            Ok(())
+        };
+        let a = self.allocator.clone();
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| raw_cycle(false, false)),
+                Box::new(|| raw_cycle(true, false)),
+                Box::new(|| raw_cycle(true, true)),
+                Box::new(|| {
+                    a.realize_plan(plan.clone(), &importers)
+                        .map(drop)
+                        .map_err(|e| format!("realize_plan: {e}"))
+                }),
+            ];
+            compare(self.budget, &mut ops)?
+        };
+        let enum_name = format!("raw + meminfo + ENUM_FMT ×{formats}");
+        let names = [
+            "raw ioctls",
+            "raw + /proc/meminfo read",
+            enum_name.as_str(),
+            "cenalloc (planned once)",
+        ];
+        self.record(group, &case, &names, timings);
+        for n in &names[1..] {
+            self.ratio(&case, n, names[0], None);
+        }
+        Ok(())
+    }
+
+    fn group_vivid_sizes(&mut self) -> Res<()> {
+        let group = "allocate + export + import → vivid-001, by size";
+        let camera: Arc<dyn Importer> = self.vivid.clone();
+        // vivid's default input (a webcam) offers discrete frame sizes.
+        for (w, h) in [
+            (320, 180),
+            (640, 480),
+            (1280, 720),
+            (1920, 1080),
+            (3840, 2160),
+        ] {
+            let raws = vec![self.raw_vivid()?];
+            let r = self.against_raw(
+                group,
+                &size_label(w, h),
+                xrgb(w, h, Usage::CAMERA_WRITE),
+                vec![camera.clone()],
+                &raws,
+            );
+            self.note_err(group, &size_label(w, h), r);
+        }
+        Ok(())
+    }
+
+    fn group_scaling_importers(&mut self) -> Res<()> {
+        let group = "allocate + export + import 1920x1080 XR24, by number of importers";
+        // Distinct fds: each has its own GEM handle space, so every import is real work.
+        let vgem = cenalloc_drm::device::find("vgem", NodeKind::Card)
+            .ok_or("no vgem card (needed for the importer scaling)")?;
+        let vgem_path = vgem.path().ok_or("vgem has no path")?.to_owned();
+        let open = |p: &Path| DrmDevice::open(p).map_err(|e| e.to_string());
+        let candidates: Vec<(Arc<dyn Importer>, RawImporter)> = vec![
+            (
+                Arc::new(self.vkms.clone()),
+                Self::raw_card(&self.vkms_path, true)?,
+            ),
+            (self.vivid.clone(), self.raw_vivid()?),
+            (Arc::new(vgem), Self::raw_card(&vgem_path, false)?),
+            (
+                Arc::new(open(&self.vkms_path)?),
+                Self::raw_card(&self.vkms_path, true)?,
+            ),
+            (
+                Arc::new(open(&vgem_path)?),
+                Self::raw_card(&vgem_path, false)?,
+            ),
+            (
+                Arc::new(open(&self.vkms_path)?),
+                Self::raw_card(&self.vkms_path, true)?,
+            ),
+        ];
+        let labels = [
+            "vkms",
+            "+ vivid-001",
+            "+ vgem",
+            "+ vkms #2",
+            "+ vgem #2",
+            "+ vkms #3",
+        ];
+        let mut importers = Vec::new();
+        let mut raws = Vec::new();
+        for (n, ((imp, raw), label)) in candidates.into_iter().zip(labels).enumerate() {
+            importers.push(imp);
+            raws.push(raw);
+            let case = format!("{} importer(s): {label}", n + 1);
+            let request = xrgb(1920, 1080, Usage::SCANOUT | Usage::CAMERA_WRITE);
+            let r = self.against_raw(group, &case, request, importers.clone(), &raws);
+            self.note_err(group, &case, r);
+        }
+        Ok(())
+    }
+
+    fn group_gbm(&mut self) -> Res<()> {
+        let group = "vkms scanout buffer: cenalloc vs libgbm";
+        let (w, h) = (1920, 1080);
+        let case = size_label(w, h);
+        let gbm = Gbm::open(&self.vkms_path).map_err(|e| {
+            format!("gbm_create_device on vkms: {e} (Mesa has no GBM driver for vkms here)")
+        })?;
+        let display_raw = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
+        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
+        let request = xrgb(w, h, Usage::SCANOUT);
+        let a = self.allocator.clone();
+        let importers = vec![display];
+        let cenalloc_cycle = |touch: bool| -> Res<()> {
+            let shared = a
+                .allocate_and_import(&request, &importers)
+                .map_err(|e| format!("allocate_and_import: {e}"))?;
+            if touch {
+                let b = shared.buffer();
+                sys::touch_pages(b.fd(), b.layout().size as usize)
+                    .map_err(|e| format!("touching the cenalloc buffer: {e}"))?;
+            }
+            Ok(())
+        };
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| gbm.scanout_cycle(&display_raw, w, h, false)),
+                Box::new(|| cenalloc_cycle(false)),
+                Box::new(|| gbm.scanout_cycle(&display_raw, w, h, true)),
+                Box::new(|| cenalloc_cycle(true)),
+            ];
+            compare(self.budget, &mut ops).map_err(|e| {
+                format!(
+                    "{e} (libgbm backend {:?}, vkms has no Mesa driver of its own)",
+                    gbm.backend()
+                )
+            })?
+        };
+        let names = [
+            "libgbm",
+            "cenalloc (plan each time)",
+            "libgbm, every page written",
+            "cenalloc, every page written",
+        ];
+        self.record(group, &case, &names, timings);
+        self.ratio(&case, names[1], names[0], Some(Target::AtMost(1.0)));
+        self.ratio(&case, names[3], names[2], Some(Target::AtMost(1.0)));
+        self.notes.push(format!(
+            "libgbm backend: {:?} (GBM_BACKEND={:?}); vkms has no Mesa DRI driver, so \
+             libgbm's DRI backend falls back to kms_swrast (dumb buffers)",
+            gbm.backend(),
+            std::env::var("GBM_BACKEND").ok()
+        ));
+        Ok(())
+    }
+
+    fn group_pool(&mut self) -> Res<()> {
+        let group = "pool hit vs fresh allocation (8 MiB, imported into vkms)";
+        let case = size_label(2048, 1024);
+        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
+        let request = xrgb(2048, 1024, Usage::SCANOUT);
+        let pool = Pool::new(&self.allocator, request.clone(), vec![display.clone()], 2)
+            .map_err(|e| format!("pool: {e}"))?;
+        drop(pool.acquire().map_err(|e| format!("pool: {e}"))?);
+        let a = self.allocator.clone();
+        let importers = vec![display];
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| {
+                    pool.acquire()
+                        .map(drop)
+                        .map_err(|e| format!("pool acquire: {e}"))
+                }),
+                Box::new(|| {
+                    a.allocate_and_import(&request, &importers)
+                        .map(drop)
+                        .map_err(|e| format!("allocate_and_import: {e}"))
+                }),
+            ];
+            compare(self.budget, &mut ops)?
+        };
+        let names = ["pool hit", "fresh allocation"];
+        self.record(group, &case, &names, timings);
+        self.ratio(&case, names[1], names[0], Some(Target::AtLeast(100.0)));
+        Ok(())
+    }
+
+    fn group_probe(&mut self, cold_runs: usize) -> Res<()> {
+        let group = "probing every device";
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cold = Vec::new();
+        for _ in 0..cold_runs {
+            let out = std::process::Command::new(&exe)
+                .arg("--probe-once")
+                .output()
+                .map_err(|e| format!("{}: {e}", exe.display()))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let us: f64 = text
+                .trim()
+                .parse()
+                .map_err(|_| format!("--probe-once printed {text:?}"))?;
+            cold.push(us);
+        }
+        let cold = median_of(cold);
+        // Warm this process's caches (contiguity trials, import trials), then measure.
+        probe_everything()?;
+        let timings = compare(
+            Budget {
+                max_iterations: 20,
+                ..self.budget
+            },
+            &mut [Box::new(|| probe_everything().map(drop))],
+        )?;
+        let devices = cenalloc_drm::enumerate();
+        let reused = compare(
+            self.budget,
+            &mut [Box::new(|| {
+                for d in &devices {
+                    std::hint::black_box(d.probe());
+                    std::hint::black_box(d.import_trial());
+                }
+                Ok(())
+            })],
+        )?;
+        let case = format!(
+            "{} DRM nodes + {} V4L2 nodes + heaps",
+            devices.len(),
+            cenalloc_v4l2::list_devices().len()
+        );
+        self.record(group, &case, &["cold (fresh process)"], vec![cold]);
+        self.record(
+            group,
+            &case,
+            &["cached (reopen, caches warm)", "cached (same handles)"],
+            vec![timings[0].clone(), reused[0].clone()],
+        );
+        Ok(())
+    }
+
+    fn note_err(&mut self, group: &str, case: &str, r: Res<()>) {
+        if let Err(e) = r {
+            eprintln!("cenalloc-bench: {group} / {case}: {e}");
+            self.notes
+                .push(format!("{group} / {case}: not measured: {e}"));
+        }
+    }
+}
+
+/// Discovers the memory sources, opens and probes every DRM node (with its trial import)
+/// and probes every V4L2 node; returns the number of devices.
+fn probe_everything() -> Res<usize> {
+    let a = Allocator::new();
+    std::hint::black_box(a.sources().len());
+    let drm = cenalloc_drm::enumerate();
+    for d in &drm {
+        std::hint::black_box(d.probe());
+        std::hint::black_box(d.import_trial());
+    }
+    let v4l2 = cenalloc_v4l2::probe_all();
+    Ok(drm.len() + v4l2.len())
+}
+
+fn find_vivid_001() -> Res<PathBuf> {
+    cenalloc_v4l2::find_by_name("vivid-001-vid-cap").map_err(|e| e.to_string())
+}
+
+fn run(args: &[String]) -> Res<i32> {
+    let mut out = PathBuf::from("target/bench");
+    let mut quick = false;
+    let mut only: Option<String> = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--probe-once" => {
+                let t = Instant::now();
+                probe_everything()?;
+                println!("{}", t.elapsed().as_secs_f64() * 1e6);
+                return Ok(0);
+            }
+            "--quick" => quick = true,
+            "--out" => {
+                i += 1;
+                out = PathBuf::from(args.get(i).ok_or("--out needs a directory")?);
+            }
+            "--only" => {
+                i += 1;
+                only = Some(args.get(i).ok_or("--only needs a group")?.clone());
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: cenalloc-bench [--quick] [--out DIR] [--only vkms|overhead|vivid|gbm|pool|importers|probe]"
+                );
+                return Ok(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+        i += 1;
+    }
+    let budget = if quick {
+        Budget {
+            batches: 3,
+            batch_time: Duration::from_millis(10),
+            max_iterations: 200,
+        }
+    } else {
+        Budget {
+            batches: 9,
+            batch_time: Duration::from_millis(60),
+            max_iterations: 2000,
+        }
+    };
+    let vkms = cenalloc_drm::device::find("vkms", NodeKind::Card).ok_or("no vkms card")?;
+    let vkms_path = vkms.path().ok_or("vkms has no path")?.to_owned();
+    let vivid_path = find_vivid_001()?;
+    let vivid_dev = Device::open(&vivid_path).map_err(|e| e.to_string())?;
+    let mut bench = Bench {
+        allocator: Allocator::new(),
+        budget,
+        vkms,
+        vkms_path,
+        vivid: Arc::new(V4l2Importer::new(Arc::new(vivid_dev), Direction::Capture)),
+        vivid_path,
+        rows: Vec::new(),
+        notes: Vec::new(),
+    };
+    let clock_before = clocksource();
+    if clock_before != "tsc" {
+        eprintln!("cenalloc-bench: clocksource is {clock_before}, not tsc: timings will be coarse");
+    }
+    let started = Instant::now();
+    type Group = fn(&mut Bench) -> Res<()>;
+    let groups: [(&str, Group); 7] = [
+        ("vkms", Bench::group_vkms_sizes),
+        ("overhead", Bench::group_overhead),
+        ("vivid", Bench::group_vivid_sizes),
+        ("gbm", Bench::group_gbm),
+        ("pool", Bench::group_pool),
+        ("importers", Bench::group_scaling_importers),
+        ("probe", |b| {
+            b.group_probe(if b.budget.batches > 3 { 7 } else { 3 })
+        }),
+    ];
+    for (name, group) in groups {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let t = Instant::now();
+        let r = group(&mut bench);
+        eprintln!(
+            "cenalloc-bench: {name} done in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        bench.note_err(name, "(group)", r);
+    }
+    let clock_after = clocksource();
+    if clock_after != clock_before {
+        bench.notes.push(format!(
+            "the clocksource changed from {clock_before} to {clock_after} during the run: \
+             timings after the change are coarse (boot the guest with tsc=reliable)"
+        ));
+    }
+    let mut text = format!(
+        "cenalloc-bench: medians over {} batches of ≥ {} ms each, interleaved; clocksource {}; \
+         total {:.0} s\n",
+        budget.batches,
+        budget.batch_time.as_millis(),
+        clock_after,
+        started.elapsed().as_secs_f64()
+    );
+    text.push_str(&table(&bench.rows));
+    let missed: Vec<String> = bench
+        .rows
+        .iter()
+        .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(false))
+        .map(|r| format!("{} / {} / {}", r.group, r.case, r.variant))
+        .collect();
+    text.push_str(&format!(
+        "\ntargets: {} met, {} missed\n",
+        bench
+            .rows
+            .iter()
+            .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(true))
+            .count(),
+        missed.len()
+    ));
+    for n in &bench.notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    print!("{text}");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let json = serde_json::json!({
+        "budget": {
+            "batches": budget.batches,
+            "batch_time_ms": budget.batch_time.as_millis() as u64,
+            "max_iterations": budget.max_iterations,
+        },
+        "in_guest": std::env::var("CENALLOC_IN_GUEST").is_ok(),
+        "clocksource": { "before": clock_before, "after": clock_after },
+        "rows": bench.rows,
+        "notes": bench.notes,
+    });
+    let write = |name: &str, data: String| {
+        let p = out.join(name);
+        std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write(
+        "bench.json",
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+    )?;
+    write("bench.txt", text)?;
+    eprintln!("cenalloc-bench: wrote {}/bench.{{json,txt}}", out.display());
+    Ok(0)
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("cenalloc-bench: {e}");
+            std::process::exit(1);
+        }
+    }
+}
