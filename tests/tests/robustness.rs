@@ -427,7 +427,7 @@ const _: () = {
 };
 
 const THREADS: usize = 8;
-const CYCLES_PER_THREAD: usize = 150;
+const CYCLES_PER_THREAD: usize = 400;
 
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]

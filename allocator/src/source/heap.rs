@@ -192,7 +192,12 @@ pub(crate) fn discover_heaps(
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 let u = unavailable_from_open_error(&p, "dma_heap", &name, &e);
-                log::warn!("heap {} left out, unusable: {}; fix: {}", name, u.reason, u.fix);
+                log::warn!(
+                    "heap {} left out, unusable: {}; fix: {}",
+                    name,
+                    u.reason,
+                    u.fix
+                );
                 u
             })
         })

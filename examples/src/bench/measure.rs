@@ -91,9 +91,36 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
 /// under load and fall back to jiffies (4 ms steps at HZ=250), which ruins timings; the
 /// guest is booted with `tsc=reliable` for benchmarks, and the report records this.
 pub fn clocksource() -> String {
-    std::fs::read_to_string("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+    std::fs::read_to_string(format!("{CLOCKSOURCE_DIR}/current_clocksource"))
         .map(|s| s.trim().to_owned())
         .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+const CLOCKSOURCE_DIR: &str = "/sys/devices/system/clocksource/clocksource0";
+
+/// Switches the kernel to the TSC clocksource when it is available but not in use (the
+/// kernel registers it late in boot and may fall back to jiffies under load); needs root,
+/// as in the guest. Returns the clocksource in use afterwards.
+pub fn prefer_tsc() -> String {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let current = clocksource();
+        if current == "tsc" {
+            return current;
+        }
+        let available = std::fs::read_to_string(format!("{CLOCKSOURCE_DIR}/available_clocksource"))
+            .unwrap_or_default();
+        if available.split_whitespace().any(|c| c == "tsc") {
+            if let Err(e) = std::fs::write(format!("{CLOCKSOURCE_DIR}/current_clocksource"), "tsc")
+            {
+                log::warn!("cannot switch the clocksource to tsc: {e}");
+            }
+        }
+        if Instant::now() >= deadline {
+            return clocksource();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Summarises single measurements taken elsewhere (e.g. a cold probe, which happens once per

@@ -81,7 +81,7 @@ pub fn table(rows: &[Row]) -> String {
             let _ = writeln!(out, "\n== {group}");
             let _ = writeln!(
                 out,
-                "  {:<30} {:<28} {:>10} {:>10} {:>10}  ratio",
+                "  {:<38} {:<32} {:>10} {:>10} {:>10}  ratio",
                 "case", "variant", "median", "min", "max"
             );
         }
@@ -108,7 +108,7 @@ pub fn table(rows: &[Row]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "  {:<30} {:<28} {:>10} {:>10} {:>10}  {ratio}",
+            "  {:<38} {:<32} {:>10} {:>10} {:>10}  {ratio}",
             r.case,
             r.variant,
             human_us(r.timing.median_us),

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use cenalloc::{Allocator, BufferRequest, Fourcc, Importer, Plan, Pool, SourceKind, Usage};
 use cenalloc_drm::{DrmDevice, NodeKind};
 use cenalloc_examples::bench::gbm_path::Gbm;
-use cenalloc_examples::bench::measure::{clocksource, compare, median_of, Budget, Op, Timing};
+use cenalloc_examples::bench::measure::{
+    clocksource, compare, median_of, prefer_tsc, Budget, Op, Timing,
+};
 use cenalloc_examples::bench::raw::{Card, Heap, VideoQueue};
 use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
 use cenalloc_examples::bench::sys;
@@ -617,7 +619,7 @@ fn run(args: &[String]) -> Res<i32> {
         rows: Vec::new(),
         notes: Vec::new(),
     };
-    let clock_before = clocksource();
+    let clock_before = prefer_tsc();
     if clock_before != "tsc" {
         eprintln!("cenalloc-bench: clocksource is {clock_before}, not tsc: timings will be coarse");
     }
