@@ -245,7 +245,21 @@ impl Device {
         f
     }
 
-    fn parse_format(f: &sys::Format) -> QueueFormat {
+    /// The driver's format as a [`QueueFormat`]; a multi-planar format with no plane is an
+    /// error naming the device, so callers can rely on `planes[0]`.
+    fn parse_format(&self, f: &sys::Format) -> Result<QueueFormat> {
+        let parsed = Self::format_planes(f);
+        if parsed.planes.is_empty() {
+            return Err(Error::Unsupported {
+                device: self.display_name(),
+                kind: cenalloc::ConstraintKind::Plane,
+                detail: format!("the driver reported {} with no plane", parsed.pixelformat),
+            });
+        }
+        Ok(parsed)
+    }
+
+    fn format_planes(f: &sys::Format) -> QueueFormat {
         if sys::is_mplane(f.type_) {
             let mp = f.pix_mp();
             let n = usize::from(mp.num_planes).min(sys::VIDEO_MAX_PLANES);
@@ -291,7 +305,7 @@ impl Device {
         let mut f = self.build_format(ty, pf, width, height);
         sys::try_fmt(self.fd.as_fd(), &mut f)
             .map_err(|e| Error::io(format!("{}: VIDIOC_TRY_FMT {pf}", self.display_name()), e))?;
-        Ok(Self::parse_format(&f))
+        self.parse_format(&f)
     }
 
     /// Sets the format of the queue in `dir` (VIDIOC_S_FMT) and returns what the driver chose.
@@ -329,7 +343,7 @@ impl Device {
         }
         sys::s_fmt(self.fd.as_fd(), &mut f)
             .map_err(|e| Error::io(format!("{}: VIDIOC_S_FMT {pf}", self.display_name()), e))?;
-        Ok(Self::parse_format(&f))
+        self.parse_format(&f)
     }
 
     /// The current format of the queue in `dir` (VIDIOC_G_FMT).
@@ -338,7 +352,7 @@ impl Device {
         let mut f = sys::Format::new(ty);
         sys::g_fmt(self.fd.as_fd(), &mut f)
             .map_err(|e| Error::io(format!("{}: VIDIOC_G_FMT", self.display_name()), e))?;
-        Ok(Self::parse_format(&f))
+        self.parse_format(&f)
     }
 
     /// The `V4L2_BUF_CAP_*` flags of the queue in `dir`, from VIDIOC_REQBUFS with count 0

@@ -153,12 +153,12 @@ pub fn plane_vsub(fourcc: Fourcc, plane: usize) -> u32 {
 }
 
 /// Bytes per line of colour plane `plane` given plane 0's (V4L2 single-buffer formats give
-/// only plane 0's bytesperline).
+/// only plane 0's bytesperline). Saturates instead of overflowing.
 pub fn plane_stride(fourcc: Fourcc, plane: usize, luma_stride: u64) -> u64 {
     match (fourcc, plane) {
         (_, 0) => luma_stride,
         // 4:4:4 semi-planar: the interleaved chroma row is twice as wide as the luma row.
-        (Fourcc::Nv24 | Fourcc::Nv42, _) => luma_stride * 2,
+        (Fourcc::Nv24 | Fourcc::Nv42, _) => luma_stride.saturating_mul(2),
         // Planar formats: each chroma row holds half as many samples.
         (Fourcc::Yuv420 | Fourcc::Yvu420 | Fourcc::Yuv422, _) => luma_stride / 2,
         // 4:2:x semi-planar: interleaved CbCr rows are as wide as luma rows.

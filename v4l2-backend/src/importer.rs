@@ -22,6 +22,9 @@ pub struct V4l2Importer {
     name: String,
     contiguous: bool,
     can_import: bool,
+    /// The queue's formats (VIDIOC_ENUM_FMT), listed once on first use: `constraints` and
+    /// `import` consult them for every buffer.
+    formats: std::sync::OnceLock<Vec<crate::device::FormatDesc>>,
     can_export: bool,
 }
 
@@ -59,6 +62,8 @@ impl Imported for V4l2Import {
 
 impl V4l2Importer {
     /// The queue of `dev` in direction `dir`; probes contiguity (cached) and DMABUF support.
+    /// The queue's formats are listed once, on first use: for a decoder's CAPTURE queue,
+    /// create the importer after the source-change event.
     pub fn new(dev: Arc<Device>, dir: Direction) -> Self {
         let (contiguous, _) = probe::needs_contiguous(&dev);
         let can_import = dev.supports_dmabuf(dir);
@@ -72,6 +77,7 @@ impl V4l2Importer {
             contiguous,
             can_import,
             can_export,
+            formats: std::sync::OnceLock::new(),
         }
     }
 
@@ -100,7 +106,7 @@ impl V4l2Importer {
 
     /// The V4L2 code the queue would use for DRM `fourcc`: the first equivalent it lists.
     pub fn pixel_format_for(&self, fourcc: cenalloc::Fourcc) -> Result<PixelFormat> {
-        let listed = self.dev.formats(self.dir);
+        let listed = self.formats.get_or_init(|| self.dev.formats(self.dir));
         drm_to_v4l2(fourcc)
             .into_iter()
             .find(|pf| listed.iter().any(|f| f.pixelformat == *pf))
@@ -179,11 +185,12 @@ impl V4l2Importer {
     fn packed_offsets(fourcc: cenalloc::Fourcc, f: &QueueFormat) -> Vec<u64> {
         let bpl = u64::from(f.planes[0].bytesperline);
         let mut offsets = Vec::new();
-        let mut at = 0;
+        let mut at: u64 = 0;
         for i in 0..format::color_planes(fourcc) {
             offsets.push(at);
             let rows = u64::from(f.height.div_ceil(format::plane_vsub(fourcc, i)));
-            at += format::plane_stride(fourcc, i, bpl) * rows;
+            // Saturates: an offset past any real buffer is then refused as incompatible.
+            at = at.saturating_add(format::plane_stride(fourcc, i, bpl).saturating_mul(rows));
         }
         offsets
     }
