@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cenalloc::{
-    Allocator, Buffer, BufferRequest, Fourcc, Importer, Plan, Pool, PooledBuffer, Usage,
-};
-use cenalloc_drm::{DrmDevice, DrmImport};
-use cenalloc_v4l2::{Device, Direction, PixelFormat, Queue, V4l2Importer};
+use cenalloc::{Allocator, Buffer, Plan, Pool, PooledBuffer, Usage};
+use cenalloc_drm::DrmDevice;
+use cenalloc_v4l2::{Device, Direction, Queue};
 use drm::control::framebuffer;
 
+use crate::pipeline::frames::{shared_frames, SharedFrames};
 use crate::pipeline::PipelineError;
 
 /// How long to wait for the camera's next frame before declaring it gone.
@@ -29,22 +28,7 @@ impl FrameSink for crate::pipeline::screen::Screen {
     }
 }
 
-/// The framebuffer a display made when `shared` was imported into it.
-pub fn framebuffer_of(
-    shared: &cenalloc::SharedBuffer,
-    display: &DrmDevice,
-) -> Result<framebuffer::Handle, PipelineError> {
-    shared
-        .import_for(display.name())
-        .and_then(|i| i.as_any().downcast_ref::<DrmImport>())
-        .and_then(DrmImport::framebuffer)
-        .ok_or_else(|| {
-            PipelineError::Setup(format!(
-                "{}: the buffer was imported without a framebuffer",
-                display.name()
-            ))
-        })
-}
+pub use crate::pipeline::frames::framebuffer_of;
 
 /// A camera and a display sharing a pool of XRGB8888 buffers.
 pub struct CameraToDisplay {
@@ -69,35 +53,19 @@ impl CameraToDisplay {
         buffers: u32,
         usage: Usage,
     ) -> Result<CameraToDisplay, PipelineError> {
-        let fmt = camera.set_format(Direction::Capture, PixelFormat::XBGR32, width, height)?;
-        if fmt.pixelformat != PixelFormat::XBGR32 || (fmt.width, fmt.height) != (width, height) {
-            return Err(PipelineError::Setup(format!(
-                "{}: asked for XR24 {width}x{height}, the driver set {} {}x{}",
-                camera.display_name(),
-                fmt.pixelformat,
-                fmt.width,
-                fmt.height
-            )));
-        }
-        let importers: Vec<Arc<dyn Importer>> = vec![
-            Arc::new(V4l2Importer::new(camera.clone(), Direction::Capture)),
-            Arc::new(display.clone()),
-        ];
-        let request = BufferRequest::image(
-            width,
-            height,
-            Fourcc::Xrgb8888,
-            Usage::CAMERA_WRITE | Usage::SCANOUT | usage,
-        )
-        .with_name("camera-to-display");
-        let pool = Pool::new(allocator, request, importers, buffers as usize)?;
-        let frames = (0..buffers)
-            .map(|_| pool.acquire())
-            .collect::<Result<Vec<_>, _>>()?;
-        let framebuffers = frames
-            .iter()
-            .map(|f| framebuffer_of(f, display))
-            .collect::<Result<Vec<_>, _>>()?;
+        let SharedFrames {
+            frames,
+            framebuffers,
+            pool,
+        } = shared_frames(
+            allocator,
+            &camera,
+            display,
+            (width, height),
+            buffers,
+            Usage::CAMERA_WRITE | usage,
+            "camera-to-display",
+        )?;
         let mut queue = Queue::new(camera.clone(), Direction::Capture)?;
         let granted = queue.request_dmabuf(buffers)?;
         if granted != buffers {

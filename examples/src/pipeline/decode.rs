@@ -15,7 +15,8 @@ use cenalloc_v4l2::{
 };
 use drm::control::framebuffer;
 
-use crate::pipeline::camera::{framebuffer_of, FrameSink};
+use crate::pipeline::camera::FrameSink;
+use crate::pipeline::frames::{shared_frames, SharedFrames};
 use crate::pipeline::PipelineError;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -156,35 +157,19 @@ impl DecodeToDisplay {
         dec.queue_bitstream(0, &bitstream[0], first.len() as u32)?;
         let stream = dec.wait_source_change(TIMEOUT)?;
         log::info!("decoder CAPTURE format after SOURCE_CHANGE: {stream:?}");
-        let fmt = decoder.set_format(Direction::Capture, PixelFormat::XBGR32, width, height)?;
-        if fmt.pixelformat != PixelFormat::XBGR32 || (fmt.width, fmt.height) != (width, height) {
-            return Err(PipelineError::Setup(format!(
-                "{}: asked for XR24 {width}x{height} frames, the decoder set {} {}x{}",
-                decoder.display_name(),
-                fmt.pixelformat,
-                fmt.width,
-                fmt.height
-            )));
-        }
-        let importers: Vec<Arc<dyn Importer>> = vec![
-            Arc::new(V4l2Importer::new(decoder.clone(), Direction::Capture)),
-            Arc::new(display.clone()),
-        ];
-        let request = BufferRequest::image(
-            width,
-            height,
-            Fourcc::Xrgb8888,
-            Usage::VIDEO_DECODE | Usage::SCANOUT | usage,
-        )
-        .with_name("decode-to-display");
-        let pool = Pool::new(allocator, request, importers, buffers as usize)?;
-        let frames = (0..buffers)
-            .map(|_| pool.acquire())
-            .collect::<Result<Vec<_>, _>>()?;
-        let framebuffers = frames
-            .iter()
-            .map(|f| framebuffer_of(f, display))
-            .collect::<Result<Vec<_>, _>>()?;
+        let SharedFrames {
+            frames,
+            framebuffers,
+            pool,
+        } = shared_frames(
+            allocator,
+            &decoder,
+            display,
+            (width, height),
+            buffers,
+            Usage::VIDEO_DECODE | usage,
+            "decode-to-display",
+        )?;
         let plain: Vec<Buffer> = frames.iter().map(|f| f.buffer().clone()).collect();
         dec.start_capture(&plain)?;
         Ok(DecodeToDisplay {

@@ -3,7 +3,8 @@
 //!
 //! [`devices`] finds the camera and display by name or driver; [`screen`] shows framebuffers
 //! with atomic KMS at a chosen mode; [`verify`] reads displayed frames back through the vkms
-//! writeback connector and compares them; [`camera`] runs the DQBUF → flip → QBUF loop;
+//! writeback connector and compares them; [`frames`] plans and allocates the frames a producer
+//! and the display share; [`camera`] runs the DQBUF → flip → QBUF loop;
 //! [`snapshot`] writes read-back frames as PNG; [`args`] parses the common options.
 
 pub mod args;
@@ -12,6 +13,7 @@ pub mod copy;
 pub mod decode;
 pub mod devices;
 pub mod error;
+pub mod frames;
 pub mod resources;
 pub mod screen;
 pub mod snapshot;
