@@ -222,13 +222,40 @@ impl Display {
     /// Picks the first connected (non-writeback) connector, a CRTC for it, the CRTC's primary
     /// plane and the connector's preferred (first) mode.
     pub fn new(dev: &DrmDevice) -> Result<Display, DrmError> {
+        Self::open(dev, None)
+    }
+
+    /// Like [`Display::new`], with a mode of exactly `width`×`height` from the first connected
+    /// connector that offers one: to scan a frame out at its own size (primary planes cannot
+    /// scale on most drivers).
+    pub fn with_size(dev: &DrmDevice, size: (u32, u32)) -> Result<Display, DrmError> {
+        Self::open(dev, Some(size))
+    }
+
+    fn open(dev: &DrmDevice, size: Option<(u32, u32)>) -> Result<Display, DrmError> {
+        let fits = |m: &Mode| {
+            size.is_none_or(|want| (u32::from(m.size().0), u32::from(m.size().1)) == want)
+        };
         enable_atomic(dev, false)?;
         let (pipeline, modes) = find_pipeline(dev, |c| {
             c.state() == connector::State::Connected
                 && c.interface() != connector::Interface::Writeback
-                && !c.modes().is_empty()
+                && c.modes().iter().any(fits)
+        })
+        .map_err(|e| match (e, size) {
+            (DrmError::Kms { device, .. }, Some((w, h))) => DrmError::Kms {
+                device,
+                detail: format!("no connected output offers a {w}x{h} mode"),
+            },
+            (e, _) => e,
         })?;
-        let mode = modes[0];
+        let mode = *modes
+            .iter()
+            .find(|m| fits(m))
+            .ok_or_else(|| DrmError::Kms {
+                device: dev.name().to_owned(),
+                detail: "the chosen connector lost its mode".into(),
+            })?;
         Ok(Display {
             dev: dev.clone(),
             pipeline,
