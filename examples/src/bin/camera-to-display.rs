@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use cenalloc::{Allocator, Usage};
 use cenalloc_examples::pipeline::args::Options;
 use cenalloc_examples::pipeline::camera::{CameraToDisplay, FrameSink};
-use cenalloc_examples::pipeline::resources::Held;
+use cenalloc_examples::pipeline::resources::{check_released, show_count, Held};
 use cenalloc_examples::pipeline::screen::Screen;
 use cenalloc_examples::pipeline::verify::Verifier;
 use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
@@ -77,7 +77,7 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             "held while running: open fds {}, framebuffers on {} {}",
             held.fds,
             display.name(),
-            show(held.framebuffers)
+            show_count(held.framebuffers)
         );
         let result = if opts.verify {
             let every = (opts.frames / 4).max(1);
@@ -113,24 +113,5 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     };
     // Everything the pipeline held is dropped here: V4L2 buffers, framebuffers, GEM handles,
     // dma-bufs.
-    let after = Held::now(&display);
-    println!(
-        "released: open fds {} → {}, framebuffers on {} {} → {}",
-        before.fds,
-        after.fds,
-        display.name(),
-        show(before.framebuffers),
-        show(after.framebuffers)
-    );
-    if after != before {
-        eprintln!("camera-to-display: not everything was released");
-        return Err(outcome.err().unwrap_or_else(|| {
-            PipelineError::Setup("resources leaked (see the released: line)".into())
-        }));
-    }
-    outcome
-}
-
-fn show(n: Option<usize>) -> String {
-    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+    check_released("camera-to-display", &display, before, outcome)
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use cenalloc::{Allocator, Usage};
 use cenalloc_examples::pipeline::args::Options;
 use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay};
-use cenalloc_examples::pipeline::resources::Held;
+use cenalloc_examples::pipeline::resources::{check_released, Held};
 use cenalloc_examples::pipeline::screen::Screen;
 use cenalloc_examples::pipeline::verify::Verifier;
 use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
@@ -125,21 +125,5 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     };
     // Everything the pipeline held is dropped by now: V4L2 buffers, framebuffers, GEM
     // handles, dma-bufs.
-    let after = Held::now(&display);
-    let show = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_else(|| "?".into());
-    println!(
-        "released: open fds {} → {}, framebuffers on {} {} → {}",
-        before.fds,
-        after.fds,
-        display.name(),
-        show(before.framebuffers),
-        show(after.framebuffers)
-    );
-    if after != before {
-        eprintln!("decode-to-display: not everything was released");
-        return Err(outcome.err().unwrap_or_else(|| {
-            PipelineError::Setup("resources leaked (see the released: line)".into())
-        }));
-    }
-    outcome
+    check_released("decode-to-display", &display, before, outcome)
 }

@@ -3,6 +3,8 @@
 
 use cenalloc_drm::DrmDevice;
 
+use crate::pipeline::PipelineError;
+
 /// Entries in /proc/self/fd.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
@@ -44,4 +46,35 @@ impl Held {
             framebuffers: framebuffers(dev),
         }
     }
+}
+
+/// A count for printing, `?` when unknown.
+pub fn show_count(n: Option<usize>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+}
+
+/// Prints what `program` held `before` and holds now on `display`, and turns `outcome` into an
+/// error if anything was not released (the pipeline must have been dropped already).
+pub fn check_released<T>(
+    program: &str,
+    display: &DrmDevice,
+    before: Held,
+    outcome: Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let after = Held::now(display);
+    println!(
+        "released: open fds {} → {}, framebuffers on {} {} → {}",
+        before.fds,
+        after.fds,
+        display.name(),
+        show_count(before.framebuffers),
+        show_count(after.framebuffers)
+    );
+    if after != before {
+        eprintln!("{program}: not everything was released");
+        return Err(outcome.err().unwrap_or_else(|| {
+            PipelineError::Setup("resources leaked (see the released: line)".into())
+        }));
+    }
+    outcome
 }
