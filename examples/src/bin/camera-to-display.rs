@@ -8,8 +8,8 @@
 
 use std::process::ExitCode;
 
-use cenalloc::{Allocator, Usage};
-use cenalloc_examples::pipeline::args::Options;
+use cenalloc::Allocator;
+use cenalloc_examples::pipeline::args::{run_main, Options};
 use cenalloc_examples::pipeline::camera::{CameraToDisplay, FrameSink};
 use cenalloc_examples::pipeline::resources::{check_released, show_count, Held};
 use cenalloc_examples::pipeline::screen::Screen;
@@ -24,22 +24,7 @@ const USAGE: &str = "usage: camera-to-display [--camera PATH|CARD] [--display PA
   --snapshots write some read-back frames as PNG into DIR (with --verify)";
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let opts = match Options::parse(std::env::args().skip(1), Options::default(), USAGE) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("camera-to-display: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("camera-to-display", Options::default(), USAGE, run)
 }
 
 /// Runs the pipeline; Ok(false) when frames did not verify.
@@ -57,11 +42,7 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     let allocator = Allocator::new();
     // Counted once the memory sources are open: the allocator keeps their nodes open.
     let before = Held::now(&display);
-    let extra = if opts.verify {
-        Usage::CPU_READ
-    } else {
-        Usage::empty()
-    };
+    let extra = opts.extra_usage();
     let outcome = {
         let mut pipeline = CameraToDisplay::new(
             &allocator,

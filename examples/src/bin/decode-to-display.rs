@@ -8,8 +8,8 @@
 
 use std::process::ExitCode;
 
-use cenalloc::{Allocator, Usage};
-use cenalloc_examples::pipeline::args::Options;
+use cenalloc::Allocator;
+use cenalloc_examples::pipeline::args::{run_main, Options};
 use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay};
 use cenalloc_examples::pipeline::resources::{check_released, Held};
 use cenalloc_examples::pipeline::screen::Screen;
@@ -25,26 +25,11 @@ const USAGE: &str = "usage: decode-to-display [--display PATH|DRIVER] [--frames 
 const MIN_PSNR_DB: f64 = 30.0;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let defaults = Options {
         frames: 10,
         ..Options::default()
     };
-    let opts = match Options::parse(std::env::args().skip(1), defaults, USAGE) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("decode-to-display: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("decode-to-display", defaults, USAGE, run)
 }
 
 fn run(opts: &Options) -> Result<bool, PipelineError> {
@@ -67,11 +52,7 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
         display.name(),
         opts.buffers
     );
-    let extra = if opts.verify {
-        Usage::CPU_READ
-    } else {
-        Usage::empty()
-    };
+    let extra = opts.extra_usage();
     let outcome = {
         let mut pipeline = DecodeToDisplay::new(
             &allocator,

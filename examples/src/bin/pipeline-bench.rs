@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cenalloc::{Allocator, Usage};
-use cenalloc_examples::pipeline::args::Options;
+use cenalloc_examples::pipeline::args::{run_main, Options};
 use cenalloc_examples::pipeline::camera::CameraToDisplay;
 use cenalloc_examples::pipeline::copy::run_copy_loop;
 use cenalloc_examples::pipeline::screen::Screen;
@@ -267,25 +267,10 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let defaults = Options {
         camera: "vivid-001".into(),
         frames: 300,
         ..Options::default()
     };
-    let opts = match Options::parse(std::env::args().skip(1), defaults, USAGE) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&opts) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("pipeline-bench: error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    run_main("pipeline-bench", defaults, USAGE, run)
 }

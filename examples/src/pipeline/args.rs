@@ -56,6 +56,16 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 impl Options {
+    /// Usage the pipeline's buffers need beyond producer write and scanout: CPU reads when
+    /// displayed frames are verified.
+    pub fn extra_usage(&self) -> cenalloc::Usage {
+        if self.verify {
+            cenalloc::Usage::CPU_READ
+        } else {
+            cenalloc::Usage::empty()
+        }
+    }
+
     /// Parses `args` (without the program name) over `defaults`; `usage` is shown on errors
     /// and for `--help`.
     pub fn parse(
@@ -100,6 +110,34 @@ impl Options {
             ));
         }
         Ok(o)
+    }
+}
+
+/// The `main` of a pipeline program: logging, options (exit 2 on bad ones), then `run`:
+/// exit 0 when it returns `Ok(true)`, 1 on `Ok(false)` (frames did not verify) or an error,
+/// printed with the program's name.
+pub fn run_main(
+    program: &str,
+    defaults: Options,
+    usage: &str,
+    run: impl FnOnce(&Options) -> Result<bool, crate::pipeline::PipelineError>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let opts = match Options::parse(std::env::args().skip(1), defaults, usage) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{program}: error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
