@@ -183,6 +183,7 @@ impl Allocator {
             layout,
             merged,
             reasons,
+            name: buffer_name(request),
         })
     }
 
@@ -230,6 +231,7 @@ impl Allocator {
             layout,
             merged,
             reasons,
+            name: buffer_name(request),
         })
     }
 
@@ -287,13 +289,8 @@ impl Allocator {
             Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone(), None)
         };
         buffer.set_source_properties(plan.source_properties.clone());
-        let name = plan
-            .request
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name(plan));
-        if let Err(e) = buffer.set_name(&name) {
-            log::debug!("could not name the buffer {name:?}: {e}");
+        if let Err(e) = buffer.set_name(&plan.name) {
+            log::debug!("could not name the buffer {:?}: {e}", plan.name);
         }
         Ok(buffer)
     }
@@ -312,9 +309,10 @@ impl Allocator {
     /// Allocates the buffer of an existing plan and imports it into every importer.
     pub fn realize_plan(
         &self,
-        plan: Plan,
+        plan: impl Into<Arc<Plan>>,
         importers: &[Arc<dyn Importer>],
     ) -> Result<SharedBuffer> {
+        let plan = plan.into();
         let buffer = self.allocate(&plan, importers)?;
         let imports = crate::shared::import_all(&buffer, importers)?;
         Ok(SharedBuffer::new(buffer, imports, importers.to_vec(), plan))
@@ -334,9 +332,12 @@ fn layout_sentence(layout: &Layout) -> String {
     )
 }
 
-/// A descriptive dma-buf name (the kernel keeps 31 bytes): `cenalloc NV12 1920x1080`.
-fn default_name(plan: &Plan) -> String {
-    match plan.request.kind {
+/// The request's name, or a descriptive one: `cenalloc NV12 1920x1080`.
+fn buffer_name(request: &BufferRequest) -> String {
+    if let Some(name) = &request.name {
+        return name.clone();
+    }
+    match request.kind {
         BufferKind::Image {
             width,
             height,

@@ -242,12 +242,14 @@ impl Buffer {
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
     /// kernel keeps at most 31 bytes; longer names are cut.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        let cut: String = name.chars().filter(|c| *c != '\0').take(31).collect();
-        let mut cut = cut.into_bytes();
-        cut.truncate(31);
-        let cname = std::ffi::CString::new(cut)
-            .map_err(|_| Error::InvalidRequest("name contains NUL".into()))?;
-        sys::dma_buf_set_name(self.fd(), &cname)
+        // At most 31 bytes of the name, NULs left out, NUL-terminated (DMA_BUF_NAME_LEN).
+        let mut bytes = [0u8; 32];
+        for (slot, b) in bytes[..31].iter_mut().zip(name.bytes().filter(|b| *b != 0)) {
+            *slot = b;
+        }
+        let cname = std::ffi::CStr::from_bytes_until_nul(&bytes)
+            .map_err(|_| Error::InvalidRequest(format!("cannot make a C string of {name:?}")))?;
+        sys::dma_buf_set_name(self.fd(), cname)
             .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
     }
 

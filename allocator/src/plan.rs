@@ -47,6 +47,9 @@ pub struct Plan {
     /// One sentence per decision: why this source, why this modifier, which device imposed
     /// which alignment.
     pub reasons: Vec<String>,
+    /// The name each buffer of the plan gets (DMA_BUF_SET_NAME; the kernel keeps 31 bytes):
+    /// the request's, or `cenalloc FOURCC WxH`.
+    pub name: String,
 }
 
 /// Why `source` cannot hold a buffer of `size` bytes under `merged`, if it cannot.

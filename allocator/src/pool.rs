@@ -19,7 +19,7 @@ pub struct Pool {
 struct PoolInner {
     allocator: Allocator,
     importers: Vec<Arc<dyn Importer>>,
-    plan: Plan,
+    plan: Arc<Plan>,
     capacity: usize,
     state: Mutex<PoolState>,
 }
@@ -54,7 +54,7 @@ impl Pool {
             inner: Arc::new(PoolInner {
                 allocator: allocator.clone(),
                 importers,
-                plan,
+                plan: Arc::new(plan),
                 capacity,
                 state: Mutex::new(PoolState::default()),
             }),

@@ -14,7 +14,7 @@ pub struct SharedBuffer {
     imports: Vec<Box<dyn Imported>>,
     importers: Vec<Arc<dyn Importer>>,
     buffer: Buffer,
-    plan: Plan,
+    plan: Arc<Plan>,
 }
 
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
@@ -58,7 +58,7 @@ impl SharedBuffer {
         buffer: Buffer,
         imports: Vec<Box<dyn Imported>>,
         importers: Vec<Arc<dyn Importer>>,
-        plan: Plan,
+        plan: Arc<Plan>,
     ) -> Self {
         SharedBuffer {
             imports,
@@ -98,7 +98,7 @@ impl SharedBuffer {
 
     /// Splits into the buffer, the imports and the plan.
     pub fn into_parts(self) -> (Buffer, Vec<Box<dyn Imported>>, Plan) {
-        (self.buffer, self.imports, self.plan)
+        (self.buffer, self.imports, Arc::unwrap_or_clone(self.plan))
     }
 
     /// Adds a device after allocation. Succeeds only if the existing buffer satisfies the
@@ -199,9 +199,9 @@ impl SharedBuffer {
             .map_err(|e| name_device(&name, e))?;
         self.imports.push(import);
         self.importers.push(importer);
-        self.plan.merged = merged;
-        self.plan
-            .reasons
+        let plan = Arc::make_mut(&mut self.plan);
+        plan.merged = merged;
+        plan.reasons
             .push(format!("late attach: the existing buffer satisfies {name}"));
         Ok(())
     }
@@ -248,16 +248,16 @@ impl SharedBuffer {
             Ok((plan, buffer, imports))
         })();
         match result {
-            Ok((plan, buffer, imports)) => {
+            Ok((mut plan, buffer, imports)) => {
                 let from = self.plan.source.name.clone();
                 let old = std::mem::replace(&mut self.buffer, buffer);
                 drop(old);
                 self.imports = imports;
                 self.importers = importers;
-                self.plan = plan;
-                self.plan.reasons.push(format!(
+                plan.reasons.push(format!(
                     "migrated from {from}: allocated anew, contents copied, every device re-imported"
                 ));
+                self.plan = Arc::new(plan);
                 Ok(())
             }
             Err(e) => {

@@ -1,6 +1,6 @@
 //! Opening DRM nodes (by path or from a caller's fd) and finding them by driver via sysfs.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -72,7 +72,7 @@ pub(crate) struct Shared {
     pub(crate) trial: OnceLock<ImportTrial>,
     /// GEM handle → live imports using it. PRIME returns the same handle for the same
     /// dma-buf on one fd, so the handle is closed when the count drops to zero.
-    pub(crate) gem_refs: Mutex<HashMap<u32, usize>>,
+    pub(crate) gem_refs: Mutex<BTreeMap<u32, usize>>,
 }
 
 /// An open DRM device node. Cheap to clone (shared fd); imports keep it alive.
@@ -219,7 +219,7 @@ impl DrmDevice {
                 sysfs,
                 probe: OnceLock::new(),
                 trial: OnceLock::new(),
-                gem_refs: Mutex::new(HashMap::new()),
+                gem_refs: Mutex::new(BTreeMap::new()),
             }),
         })
     }

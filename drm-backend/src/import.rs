@@ -175,10 +175,11 @@ impl DrmDevice {
         let Some(fourcc) = layout.fourcc else {
             return Ok(());
         };
-        let name = fourcc_code_name(fourcc as u32);
-        let device = self.name().to_owned();
+        // Built only on the error paths: this check runs on every import.
+        let name = || fourcc_code_name(fourcc as u32);
+        let device = || self.name().to_owned();
         let unsupported = |detail: String| DrmError::Unsupported {
-            device: device.clone(),
+            device: device(),
             what: cenalloc::ConstraintKind::Plane,
             detail,
         };
@@ -191,7 +192,8 @@ impl DrmDevice {
         if let Some(info) = FormatInfo::of(fourcc) {
             if info.planes.len() != layout.planes.len() {
                 return Err(unsupported(format!(
-                    "{name} has {} planes, the layout {}",
+                    "{} has {} planes, the layout {}",
+                    name(),
                     info.planes.len(),
                     layout.planes.len()
                 )));
@@ -200,11 +202,11 @@ impl DrmDevice {
                 let min = geom.min_row_bytes(layout.width).unwrap_or(u64::MAX);
                 if plane.stride < min {
                     return Err(DrmError::StrideTooSmall {
-                        device: device.clone(),
+                        device: device(),
                         plane: i,
                         stride: plane.stride,
                         min,
-                        format: name.clone(),
+                        format: name(),
                         width: layout.width,
                     });
                 }
@@ -223,26 +225,26 @@ impl DrmDevice {
             && !matches!(layout.modifier, Modifier::LINEAR | Modifier::INVALID)
         {
             return Err(DrmError::ModifierUnsupported {
-                device,
-                format: name,
+                device: device(),
+                format: name(),
                 modifier: layout.modifier,
                 supported: vec![Modifier::LINEAR],
             });
         }
         if probe.is_display() && layout.modifier != Modifier::INVALID {
             let kinds = [PlaneKind::Primary, PlaneKind::Overlay, PlaneKind::Cursor];
-            let supported = probe.modifiers_for(fourcc as u32, &kinds);
-            if supported.is_empty() {
-                return Err(DrmError::Unsupported {
-                    device,
-                    what: cenalloc::ConstraintKind::Format,
-                    detail: format!("no plane scans out {name}"),
-                });
-            }
-            if !supported.contains(&layout.modifier) {
+            if !probe.accepts(fourcc as u32, layout.modifier, &kinds) {
+                let supported = probe.modifiers_for(fourcc as u32, &kinds);
+                if supported.is_empty() {
+                    return Err(DrmError::Unsupported {
+                        device: device(),
+                        what: cenalloc::ConstraintKind::Format,
+                        detail: format!("no plane scans out {}", name()),
+                    });
+                }
                 return Err(DrmError::ModifierUnsupported {
-                    device,
-                    format: name,
+                    device: device(),
+                    format: name(),
                     modifier: layout.modifier,
                     supported,
                 });

@@ -216,6 +216,8 @@ pub struct Display {
     dev: DrmDevice,
     pipeline: Pipeline,
     mode: Mode,
+    /// The primary plane's FB_ID property, looked up once: a flip sets only this.
+    fb_id: property::Handle,
 }
 
 impl Display {
@@ -260,6 +262,7 @@ impl Display {
             dev: dev.clone(),
             pipeline,
             mode,
+            fb_id: prop(dev, pipeline.plane, "FB_ID")?,
         })
     }
 
@@ -288,7 +291,7 @@ impl Display {
         let mut req = AtomicModeReq::new();
         req.add_property(
             self.pipeline.plane,
-            prop(&self.dev, self.pipeline.plane, "FB_ID")?,
+            self.fb_id,
             property::Value::Framebuffer(Some(fb)),
         );
         commit(&self.dev, AtomicCommitFlags::empty(), req, "flip")

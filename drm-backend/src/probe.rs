@@ -84,6 +84,14 @@ impl PlaneReport {
             None => Vec::new(),
         }
     }
+
+    /// The plane accepts `fourcc` with `modifier` (same sources as [`Self::modifiers_for`]).
+    pub fn accepts(&self, fourcc: u32, modifier: Modifier) -> bool {
+        match &self.format_modifiers {
+            Some(fm) => fm.modifiers_for(fourcc).contains(&modifier),
+            None => modifier == Modifier::LINEAR && self.raw_formats.contains(&fourcc),
+        }
+    }
 }
 
 /// The result of the one-time trial import of a foreign dma-buf.
@@ -292,6 +300,13 @@ impl Probe {
             }
         }
         out
+    }
+
+    /// Some plane of `kinds` accepts `fourcc` with `modifier`.
+    pub fn accepts(&self, fourcc: u32, modifier: Modifier, kinds: &[PlaneKind]) -> bool {
+        self.planes
+            .iter()
+            .any(|p| kinds.contains(&p.kind) && p.accepts(fourcc, modifier))
     }
 
     /// Roles the device can take: `scanout`, `cursor`, `render`.

@@ -160,16 +160,21 @@ impl Queue {
     /// offset 0; a multi-buffer format (`NM12`, ...) points each plane at its layout offset
     /// through `data_offset`, which V4L2 honours only on output queues.
     pub fn queue_buffer(&mut self, index: u32, buffer: &Buffer, bytesused: &[u32]) -> Result<()> {
-        let name = self.dev.display_name();
+        let dev = &*self.dev;
         if self.memory != sys::MEMORY_DMABUF || index >= self.count {
             return Err(Error::InvalidRequest(format!(
-                "{name}: no DMABUF slot {index} (have {})",
+                "{}: no DMABUF slot {index} (have {})",
+                dev.display_name(),
                 self.count
             )));
         }
+        let queried;
         let fmt = match &self.format {
-            Some(f) => f.clone(),
-            None => self.dev.format(self.dir)?,
+            Some(f) => f,
+            None => {
+                queried = dev.format(self.dir)?;
+                &queried
+            }
         };
         let size = buffer.layout().size;
         let fd = sys::raw(buffer.fd());
@@ -181,7 +186,7 @@ impl Queue {
             let layout_planes = &buffer.layout().planes;
             if n > 1 && self.dir == Direction::Capture {
                 return Err(Error::Incompatible {
-                    device: name,
+                    device: dev.display_name(),
                     kind: ConstraintKind::Plane,
                     reason: format!(
                         "{} has {n} memory planes; capture queues cannot place planes at \
@@ -197,7 +202,7 @@ impl Queue {
                     0
                 };
                 let available = size.saturating_sub(offset);
-                check_plane_size(&name, i, available, pf.sizeimage)?;
+                check_plane_size(dev, i, available, pf.sizeimage)?;
                 b.set_plane_fd(i, fd);
                 b.planes[i].length = length;
                 b.planes[i].data_offset = offset as u32;
@@ -210,12 +215,12 @@ impl Queue {
             }
             b.buf.length = n as u32;
         } else {
-            check_plane_size(&name, 0, size, fmt.planes[0].sizeimage)?;
+            check_plane_size(dev, 0, size, fmt.planes[0].sizeimage)?;
             b.set_fd(fd);
             b.buf.length = length;
             b.buf.bytesused = bytesused.first().copied().unwrap_or(0);
         }
-        sys::qbuf(self.dev.fd(), &mut b).map_err(|e| qbuf_error(&name, e))?;
+        sys::qbuf(dev.fd(), &mut b).map_err(|e| qbuf_error(dev, e))?;
         self.slots[index as usize] = Some(buffer.clone());
         Ok(())
     }
@@ -233,18 +238,23 @@ impl Queue {
     /// Queues the driver-allocated buffer `index` (MMAP queues, see
     /// [`Queue::request_exported`]); `bytesused` as in [`Queue::queue_buffer`].
     pub fn queue_exported(&mut self, index: u32, bytesused: &[u32]) -> Result<()> {
-        let name = self.dev.display_name();
+        let dev = &*self.dev;
         if self.memory != sys::MEMORY_MMAP || index >= self.count {
             return Err(Error::InvalidRequest(format!(
-                "{name}: no MMAP slot {index}"
+                "{}: no MMAP slot {index}",
+                dev.display_name()
             )));
         }
         let mut b = sys::BufferWithPlanes::new(self.ty, sys::MEMORY_MMAP, index);
         b.buf.field = sys::FIELD_NONE;
         if b.is_mplane() {
             let n = self.format.as_ref().map_or(1, |f| f.planes.len());
-            sys::querybuf(self.dev.fd(), &mut b)
-                .map_err(|e| Error::io(format!("{name}: VIDIOC_QUERYBUF {index}"), e))?;
+            sys::querybuf(self.dev.fd(), &mut b).map_err(|e| {
+                Error::io(
+                    format!("{}: VIDIOC_QUERYBUF {index}", dev.display_name()),
+                    e,
+                )
+            })?;
             b.buf.length = n as u32;
             for i in 0..n {
                 b.planes[i].bytesused = bytesused.get(i).copied().unwrap_or(0);
@@ -252,7 +262,7 @@ impl Queue {
         } else {
             b.buf.bytesused = bytesused.first().copied().unwrap_or(0);
         }
-        sys::qbuf(self.dev.fd(), &mut b).map_err(|e| qbuf_error(&name, e))
+        sys::qbuf(dev.fd(), &mut b).map_err(|e| qbuf_error(dev, e))
     }
 
     /// Starts streaming (VIDIOC_STREAMON).
@@ -298,9 +308,32 @@ impl Queue {
     /// Waits up to `timeout` for a buffer the driver is done with (poll + VIDIOC_DQBUF).
     /// Returns `Ok(None)` on timeout; EPIPE (the last buffer was already dequeued) is an error.
     pub fn dequeue(&mut self, timeout: Duration) -> Result<Option<Dequeued>> {
-        let name = self.dev.display_name();
         let deadline = Instant::now() + timeout;
+        let flags = match self.dir {
+            Direction::Capture => PollFlags::IN | PollFlags::RDNORM,
+            Direction::Output => PollFlags::OUT | PollFlags::WRNORM,
+        };
         loop {
+            // Poll first: in a streaming loop the next buffer is rarely done yet, so asking
+            // DQBUF first would cost an extra EAGAIN ioctl per buffer. Any wake-up (ready,
+            // error, event) goes on to DQBUF, which reports errors precisely.
+            let ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(0, 1000) as i32;
+            let fd = self.dev.fd();
+            let mut fds = [PollFd::new(&fd, flags)];
+            let ready = match rustix::event::poll(&mut fds, ms) {
+                Ok(n) => n > 0,
+                Err(Errno::INTR) => false,
+                Err(e) => return Err(Error::io(format!("{}: poll", self.dev.display_name()), e)),
+            };
+            if !ready {
+                if Instant::now() >= deadline {
+                    return Ok(None);
+                }
+                continue;
+            }
             let mut b = sys::BufferWithPlanes::new(self.ty, self.memory, 0);
             match sys::dqbuf(self.dev.fd(), &mut b) {
                 Ok(()) => {
@@ -322,23 +355,17 @@ impl Queue {
                         buffer,
                     }));
                 }
-                Err(Errno::AGAIN) => {}
-                Err(e) => return Err(Error::io(format!("{name}: VIDIOC_DQBUF {:?}", self.dir), e)),
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            let ms = (deadline - now).as_millis().clamp(1, 1000) as i32;
-            let flags = match self.dir {
-                Direction::Capture => PollFlags::IN | PollFlags::RDNORM,
-                Direction::Output => PollFlags::OUT | PollFlags::WRNORM,
-            };
-            let fd = self.dev.fd();
-            let mut fds = [PollFd::new(&fd, flags)];
-            match rustix::event::poll(&mut fds, ms) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(Error::io(format!("{name}: poll"), e)),
+                Err(Errno::AGAIN) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!("{}: VIDIOC_DQBUF {:?}", self.dev.display_name(), self.dir),
+                        e,
+                    ))
+                }
             }
         }
     }
@@ -363,10 +390,10 @@ impl Drop for Queue {
     }
 }
 
-fn check_plane_size(device: &str, plane: usize, available: u64, sizeimage: u32) -> Result<()> {
+fn check_plane_size(dev: &Device, plane: usize, available: u64, sizeimage: u32) -> Result<()> {
     if available < u64::from(sizeimage) {
         return Err(Error::Incompatible {
-            device: device.to_owned(),
+            device: dev.display_name(),
             kind: ConstraintKind::Plane,
             reason: format!(
                 "plane {plane} has {available} bytes but the driver's sizeimage is {sizeimage}"
@@ -376,12 +403,13 @@ fn check_plane_size(device: &str, plane: usize, available: u64, sizeimage: u32) 
     Ok(())
 }
 
-fn qbuf_error(device: &str, e: Errno) -> Error {
+fn qbuf_error(dev: &Device, e: Errno) -> Error {
+    let device = dev.display_name();
     if e == Errno::FAULT {
         // vb2-dma-contig refuses a dma-buf whose scatter list is not one contiguous chunk
         // ("contiguous chunk is too small") with EFAULT when it maps it at QBUF.
         Error::Incompatible {
-            device: device.to_owned(),
+            device,
             kind: ConstraintKind::Contiguous,
             reason: "the driver could not map the dma-buf as one contiguous block \
                      (VIDIOC_QBUF: EFAULT); it needs physically contiguous memory"
@@ -389,7 +417,7 @@ fn qbuf_error(device: &str, e: Errno) -> Error {
         }
     } else {
         Error::Import {
-            device: device.to_owned(),
+            device,
             reason: "VIDIOC_QBUF refused the dma-buf".to_owned(),
             source: Some(e.into()),
         }

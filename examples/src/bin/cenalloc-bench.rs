@@ -87,14 +87,16 @@ impl Bench {
         }
     }
 
-    fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Res<Plan> {
+    /// A plan, shared (as cenalloc's pool shares it) by every buffer realized from it.
+    fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Res<Arc<Plan>> {
         self.allocator
             .plan(request, importers)
+            .map(Arc::new)
             .map_err(|e| format!("plan: {e}"))
     }
 
-    /// The raw floor for `plan`: allocate from the same heap, import into each raw importer,
-    /// release, close.
+    /// The raw floor for `plan`: allocate from the same heap, name the dma-buf (cenalloc names
+    /// every buffer it allocates), import into each raw importer, release, close.
     fn raw_op<'a>(&self, plan: &Plan, raws: &'a [RawImporter]) -> Res<Op<'a>> {
         if plan.source.kind != SourceKind::Heap {
             return Err(format!(
@@ -106,8 +108,11 @@ impl Bench {
         let heap = Heap::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let (size, w, h) = (plan.size, plan.layout.width, plan.layout.height);
         let stride = plan.layout.planes[0].stride as u32;
+        let name = dmabuf_name(plan)?;
         Ok(Box::new(move || {
             let fd = heap.alloc(size).map_err(|e| format!("heap alloc: {e}"))?;
+            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+                .map_err(|e| format!("SET_NAME: {e}"))?;
             let mut imports = Vec::with_capacity(raws.len());
             for r in raws {
                 match r {
@@ -208,9 +213,9 @@ impl Bench {
         Ok(())
     }
 
-    /// Where cenalloc's fixed cost goes, on the smallest buffer: the raw floor, plus the
-    /// /proc/meminfo read cenalloc makes before each system heap allocation, plus the
-    /// DMA_BUF_SET_NAME it issues on each buffer, against cenalloc itself.
+    /// Where cenalloc's fixed cost goes, on the smallest buffer: the raw floor with and without
+    /// the SET_NAME cenalloc issues, then cenalloc's allocation with a raw import, with its own
+    /// import, and the whole realize_plan (imports kept together with the plan).
     fn group_overhead(&mut self) -> Res<()> {
         let group = "fixed cost: what cenalloc adds to the raw floor (→ vkms)";
         let (w, h) = (32, 32);
@@ -223,15 +228,11 @@ impl Bench {
         let heap = Heap::open(&path).map_err(|e| e.to_string())?;
         let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
         let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
-        let name = c"cenalloc XR24 32x32";
-        let raw_cycle = |meminfo: bool, set_name: bool| -> Res<()> {
-            if meminfo {
-                let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
-                std::hint::black_box(text.lines().find(|l| l.starts_with("MemAvailable:")));
-            }
+        let name = dmabuf_name(&plan)?;
+        let raw_cycle = |set_name: bool| -> Res<()> {
             let fd = heap.alloc(size).map_err(|e| e.to_string())?;
             if set_name {
-                sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), name)
+                sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
                     .map_err(|e| e.to_string())?;
             }
             let import = card
@@ -242,9 +243,22 @@ impl Bench {
         let a = self.allocator.clone();
         let timings = {
             let mut ops: Vec<Op<'_>> = vec![
-                Box::new(|| raw_cycle(false, false)),
-                Box::new(|| raw_cycle(true, false)),
-                Box::new(|| raw_cycle(true, true)),
+                Box::new(|| raw_cycle(true)),
+                Box::new(|| raw_cycle(false)),
+                Box::new(|| {
+                    let buffer = a.allocate(&plan, &importers).map_err(|e| e.to_string())?;
+                    let import = card
+                        .import(buffer.fd(), w, h, stride)
+                        .map_err(|e| e.to_string())?;
+                    card.release(import).map_err(|e| e.to_string())
+                }),
+                Box::new(|| {
+                    let buffer = a.allocate(&plan, &importers).map_err(|e| e.to_string())?;
+                    importers[0]
+                        .import(&buffer)
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }),
                 Box::new(|| {
                     a.realize_plan(plan.clone(), &importers)
                         .map(drop)
@@ -254,10 +268,11 @@ impl Bench {
             compare(self.budget, &mut ops)?
         };
         let names = [
-            "raw ioctls",
-            "raw + /proc/meminfo read",
-            "raw + meminfo + SET_NAME",
-            "cenalloc (planned once)",
+            "raw ioctls (SET_NAME included)",
+            "raw ioctls without SET_NAME",
+            "cenalloc allocate + raw import",
+            "cenalloc allocate + cenalloc-drm import",
+            "cenalloc realize_plan (planned once)",
         ];
         self.record(group, &case, &names, timings);
         for n in &names[1..] {
@@ -266,8 +281,9 @@ impl Bench {
         self.overhead_v4l2(group)
     }
 
-    /// The same for vivid-001, whose import in cenalloc also lists the queue's formats
-    /// (VIDIOC_ENUM_FMT until EINVAL) to find the V4L2 code of the fourcc.
+    /// The same for vivid-001: the raw floor, the floor plus listing the queue's formats
+    /// (VIDIOC_ENUM_FMT until EINVAL, which cenalloc does once per device, not per import),
+    /// and cenalloc.
     fn overhead_v4l2(&mut self, group: &str) -> Res<()> {
         let (w, h) = (320, 180);
         let case = format!("{} → vivid-001", size_label(w, h));
@@ -282,12 +298,11 @@ impl Bench {
             return Err("expected a V4L2 queue".into());
         };
         let formats = queue.enumerate_formats();
-        let raw_cycle = |meminfo: bool, enum_fmt: bool| -> Res<()> {
-            if meminfo {
-                let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
-                std::hint::black_box(text.lines().find(|l| l.starts_with("MemAvailable:")));
-            }
+        let name = dmabuf_name(&plan)?;
+        let raw_cycle = |enum_fmt: bool| -> Res<()> {
             let fd = heap.alloc(size).map_err(|e| e.to_string())?;
+            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+                .map_err(|e| e.to_string())?;
             if enum_fmt {
                 std::hint::black_box(queue.enumerate_formats());
             }
@@ -298,9 +313,8 @@ impl Bench {
         let a = self.allocator.clone();
         let timings = {
             let mut ops: Vec<Op<'_>> = vec![
-                Box::new(|| raw_cycle(false, false)),
-                Box::new(|| raw_cycle(true, false)),
-                Box::new(|| raw_cycle(true, true)),
+                Box::new(|| raw_cycle(false)),
+                Box::new(|| raw_cycle(true)),
                 Box::new(|| {
                     a.realize_plan(plan.clone(), &importers)
                         .map(drop)
@@ -309,12 +323,11 @@ impl Bench {
             ];
             compare(self.budget, &mut ops)?
         };
-        let enum_name = format!("raw + meminfo + ENUM_FMT ×{formats}");
+        let enum_name = format!("raw + ENUM_FMT ×{formats}");
         let names = [
-            "raw ioctls",
-            "raw + /proc/meminfo read",
+            "raw ioctls (SET_NAME included)",
             enum_name.as_str(),
-            "cenalloc (planned once)",
+            "cenalloc realize_plan (planned once)",
         ];
         self.record(group, &case, &names, timings);
         for n in &names[1..] {
@@ -544,6 +557,12 @@ impl Bench {
 
 /// Discovers the memory sources, opens and probes every DRM node (with its trial import)
 /// and probes every V4L2 node; returns the number of devices.
+/// The name cenalloc gives the plan's buffers, as the C string SET_NAME takes (31 bytes kept).
+fn dmabuf_name(plan: &Plan) -> Res<std::ffi::CString> {
+    let bytes: Vec<u8> = plan.name.bytes().filter(|b| *b != 0).take(31).collect();
+    std::ffi::CString::new(bytes).map_err(|e| e.to_string())
+}
+
 fn probe_everything() -> Res<usize> {
     let a = Allocator::new();
     std::hint::black_box(a.sources().len());
