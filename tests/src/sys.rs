@@ -1,4 +1,4 @@
-//! The test crate's only `unsafe`: two allocation ioctls and mmap.
+//! The test crate's only `unsafe`: two allocation ioctls, VIDIOC_S_CTRL and mmap.
 
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
@@ -81,6 +81,27 @@ pub fn udmabuf_create(
     };
     // SAFETY: see the Ioctl impl above.
     Ok(unsafe { ioctl(dev, UdmabufCreateIoctl(create))? })
+}
+
+#[repr(C)]
+struct V4l2Control {
+    id: u32,
+    value: i32,
+}
+const _: () = assert!(std::mem::size_of::<V4l2Control>() == 8);
+
+/// VIDIOC_S_CTRL: sets control `id` of a V4L2 node to `value`.
+pub fn v4l2_s_ctrl(dev: BorrowedFd<'_>, id: u32, value: i32) -> std::io::Result<()> {
+    let mut control = V4l2Control { id, value };
+    // SAFETY: VIDIOC_S_CTRL is _IOWR('V', 28, struct v4l2_control); `control` has that
+    // layout (size asserted above) and lives across the call.
+    unsafe {
+        ioctl(
+            dev,
+            Updater::<ReadWriteOpcode<b'V', 28, V4l2Control>, _>::new(&mut control),
+        )?;
+    }
+    Ok(())
 }
 
 /// A shared read-write mapping, unmapped on drop.

@@ -1,6 +1,6 @@
 //! The zero-copy pipelines in the guest: `camera-to-display` (vivid → vkms) and
 //! `decode-to-display` (vicodec → vkms), each verified frame by frame through the vkms
-//! writeback connector, and the teardown when the camera stops mid-stream.
+//! writeback connector, and the teardown when the camera stops or is unplugged mid-stream.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -126,6 +126,94 @@ fn camera_stopping_mid_stream_ends_the_loop_with_an_error_and_releases_everythin
         assert!(!stderr.contains("not everything was released"), "{stderr}");
     }
     assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
+/// The camera unplugged from outside while the loop runs (vivid's Disconnect control, as a
+/// USB camera pulled out): the loop ends with an error naming the camera, everything the
+/// program held is released, and the camera works again once every user has let go.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn camera_unplugged_mid_stream_ends_the_loop_with_an_error_and_releases_everything() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let fbs_before = vkms_framebuffers();
+    let node = cenalloc_vmtests::devices::video_node("vivid-001-vid-cap");
+    let mut child = Command::new(bin("camera-to-display"))
+        .args(["--camera", "vivid-001", "--frames", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start camera-to-display");
+    // Let it stream a few frames (vivid gives ~5 fps in the TCG guest).
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "camera-to-display ended before the camera was unplugged"
+    );
+    let unplugged = cenalloc_vmtests::raw::vivid_disconnect(&node)
+        .unwrap_or_else(|e| panic!("vivid Disconnect control on {}: {e}", node.display()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("camera-to-display still running 30 s after the camera was unplugged");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .map(|mut o| o.read_to_string(&mut stdout));
+    child
+        .stderr
+        .take()
+        .map(|mut e| e.read_to_string(&mut stderr));
+    println!("$ camera-to-display --camera vivid-001 (unplugged)\n{stdout}{stderr}");
+    drop(unplugged);
+    assert!(
+        !status.success(),
+        "succeeded though the camera was unplugged"
+    );
+    let frames: usize = stderr
+        .split("stopped delivering frames after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no clear error naming the camera:\n{stderr}"));
+    assert!(
+        frames > 0,
+        "no frame was shown before the unplug:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("vivid-001-vid-cap") && stderr.contains("No such device"),
+        "the error should name the camera and say it is gone:\n{stderr}"
+    );
+    let released = numbers_after(&stdout, "released:");
+    assert_eq!(released.len(), 4, "{released:?}");
+    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
+    assert_eq!(
+        released[2], released[3],
+        "framebuffers leaked: {released:?}"
+    );
+    assert!(!stderr.contains("not everything was released"), "{stderr}");
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+
+    // Every user has closed the camera: vivid registers it again and it streams.
+    let (out, stdout, stderr) = run(
+        "camera-to-display",
+        &["--camera", "vivid-001", "--frames", "3"],
+    );
+    assert!(
+        out.status.success() && stdout.contains("displayed 3 frames"),
+        "vivid-001 did not come back after the unplug:\n{stderr}"
+    );
 }
 
 #[test]
