@@ -238,60 +238,92 @@ impl Allocator {
     /// Allocates the buffer `plan` describes (from its memory source, or by asking the
     /// exporting device) and names it. `importers` must be the ones the plan was made for.
     pub fn allocate(&self, plan: &Plan, importers: &[Arc<dyn Importer>]) -> Result<Buffer> {
-        let mut buffer = if let Some(i) = plan.exporter {
-            let exporter = importers.get(i).ok_or_else(|| {
-                Error::InvalidRequest(format!(
-                    "the plan's exporter #{i} is not among the {} importers given",
-                    importers.len()
-                ))
-            })?;
-            let exported = exporter.export(&plan.request, &plan.merged)?;
-            let (got, want) = (&exported.layout, &plan.layout);
-            if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
-                return Err(Error::Incompatible {
-                    device: exporter.name().to_owned(),
-                    kind: crate::ConstraintKind::Format,
-                    reason: format!(
-                        "it exported {:?} {}x{}, the request is {:?} {}x{}",
-                        got.fourcc.map(crate::format::fourcc_name),
-                        got.width,
-                        got.height,
-                        want.fourcc.map(crate::format::fourcc_name),
-                        want.width,
-                        want.height
-                    ),
-                });
+        let buffer = match plan.exporter {
+            Some(i) => self.export_from(plan, i, importers)?,
+            None => {
+                let fd = self.allocate_fd(plan)?;
+                let mut buffer =
+                    Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone(), None);
+                buffer.set_source_properties(plan.source_properties.clone());
+                buffer
             }
-            exported
-                .layout
-                .check(&plan.merged.constraints)
-                .map_err(|(kind, reason)| Error::Incompatible {
-                    device: exporter.name().to_owned(),
-                    kind,
-                    reason: format!("its exported layout does not suit every device: {reason}"),
-                })?;
-            Buffer::with_keepalive(
-                exported.fd,
-                exported.layout,
-                plan.source.clone(),
-                exported.keepalive,
-            )?
-        } else {
-            let source = self
-                .source(&plan.source.name)
-                .ok_or_else(|| Error::NoSource {
-                    reasons: vec![format!(
-                        "{}: not a source of this allocator",
-                        plan.source.name
-                    )],
-                })?;
-            let fd = source.allocate(plan.size)?;
-            Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone(), None)
         };
-        buffer.set_source_properties(plan.source_properties.clone());
-        if let Err(e) = buffer.set_name(&plan.name) {
-            log::debug!("could not name the buffer {:?}: {e}", plan.name);
+        Ok(named(buffer, plan))
+    }
+
+    /// [`Allocator::allocate`] for a plan many buffers share: a buffer from a memory source
+    /// refers to the plan for its layout and origin instead of copying them.
+    fn allocate_planned(
+        &self,
+        plan: &Arc<Plan>,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<Buffer> {
+        let buffer = match plan.exporter {
+            Some(i) => self.export_from(plan, i, importers)?,
+            None => Buffer::planned(self.allocate_fd(plan)?, plan.clone()),
+        };
+        Ok(named(buffer, plan))
+    }
+
+    /// The plan's memory source allocates `plan.size` bytes.
+    fn allocate_fd(&self, plan: &Plan) -> Result<std::os::fd::OwnedFd> {
+        let source = self
+            .source(&plan.source.name)
+            .ok_or_else(|| Error::NoSource {
+                reasons: vec![format!(
+                    "{}: not a source of this allocator",
+                    plan.source.name
+                )],
+            })?;
+        source.allocate(plan.size)
+    }
+
+    /// The plan's exporting device (importer `i`) allocates the buffer; its layout must be
+    /// the requested image and suit every device.
+    fn export_from(
+        &self,
+        plan: &Plan,
+        i: usize,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<Buffer> {
+        let exporter = importers.get(i).ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "the plan's exporter #{i} is not among the {} importers given",
+                importers.len()
+            ))
+        })?;
+        let exported = exporter.export(&plan.request, &plan.merged)?;
+        let (got, want) = (&exported.layout, &plan.layout);
+        if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
+            return Err(Error::Incompatible {
+                device: exporter.name().to_owned(),
+                kind: crate::ConstraintKind::Format,
+                reason: format!(
+                    "it exported {:?} {}x{}, the request is {:?} {}x{}",
+                    got.fourcc.map(crate::format::fourcc_name),
+                    got.width,
+                    got.height,
+                    want.fourcc.map(crate::format::fourcc_name),
+                    want.width,
+                    want.height
+                ),
+            });
         }
+        exported
+            .layout
+            .check(&plan.merged.constraints)
+            .map_err(|(kind, reason)| Error::Incompatible {
+                device: exporter.name().to_owned(),
+                kind,
+                reason: format!("its exported layout does not suit every device: {reason}"),
+            })?;
+        let mut buffer = Buffer::with_keepalive(
+            exported.fd,
+            exported.layout,
+            plan.source.clone(),
+            exported.keepalive,
+        )?;
+        buffer.set_source_properties(plan.source_properties.clone());
         Ok(buffer)
     }
 
@@ -313,10 +345,18 @@ impl Allocator {
         importers: &[Arc<dyn Importer>],
     ) -> Result<SharedBuffer> {
         let plan = plan.into();
-        let buffer = self.allocate(&plan, importers)?;
+        let buffer = self.allocate_planned(&plan, importers)?;
         let imports = crate::shared::import_all(&buffer, importers)?;
         Ok(SharedBuffer::new(buffer, imports, importers.to_vec(), plan))
     }
+}
+
+/// Names the dma-buf after the plan; a buffer that cannot be named is still a good buffer.
+fn named(buffer: Buffer, plan: &Plan) -> Buffer {
+    if let Err(e) = buffer.set_name(&plan.name) {
+        log::debug!("could not name the buffer {:?}: {e}", plan.name);
+    }
+    buffer
 }
 
 fn layout_sentence(layout: &Layout) -> String {

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use crate::sys::{self, MmapRegion};
-use crate::{Error, Layout, Result, SourceChoice, SourceProperties};
+use crate::{Error, Layout, Plan, Result, SourceChoice, SourceProperties};
 
 /// A dma-buf with its layout. Cloning is cheap and shares the same dma-buf; the memory lives
 /// as long as any clone or any import of it.
@@ -17,18 +17,50 @@ pub struct Buffer {
 
 struct Inner {
     fd: OwnedFd,
-    layout: Layout,
-    source: SourceChoice,
-    properties: Option<SourceProperties>,
+    description: Description,
     _keepalive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+/// Layout and origin of a buffer: its own, or those of the plan it was allocated from
+/// (shared, so buffers of one plan cost no copies of it).
+enum Description {
+    Own {
+        layout: Layout,
+        source: SourceChoice,
+        properties: Option<SourceProperties>,
+    },
+    Planned(Arc<Plan>),
+}
+
+impl Inner {
+    fn layout(&self) -> &Layout {
+        match &self.description {
+            Description::Own { layout, .. } => layout,
+            Description::Planned(plan) => &plan.layout,
+        }
+    }
+
+    fn source(&self) -> &SourceChoice {
+        match &self.description {
+            Description::Own { source, .. } => source,
+            Description::Planned(plan) => &plan.source,
+        }
+    }
+
+    fn properties(&self) -> Option<&SourceProperties> {
+        match &self.description {
+            Description::Own { properties, .. } => properties.as_ref(),
+            Description::Planned(plan) => Some(&plan.source_properties),
+        }
+    }
 }
 
 impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
             .field("fd", &self.inner.fd)
-            .field("layout", &self.inner.layout)
-            .field("source", &self.inner.source)
+            .field("layout", self.inner.layout())
+            .field("source", self.inner.source())
             .finish()
     }
 }
@@ -157,10 +189,23 @@ impl Buffer {
         Buffer {
             inner: Arc::new(Inner {
                 fd,
-                layout,
-                source,
-                properties: None,
+                description: Description::Own {
+                    layout,
+                    source,
+                    properties: None,
+                },
                 _keepalive: keepalive,
+            }),
+        }
+    }
+
+    /// Wraps an fd the memory source of `plan` just returned; layout and origin are the plan's.
+    pub(crate) fn planned(fd: OwnedFd, plan: Arc<Plan>) -> Buffer {
+        Buffer {
+            inner: Arc::new(Inner {
+                fd,
+                description: Description::Planned(plan),
+                _keepalive: None,
             }),
         }
     }
@@ -172,24 +217,28 @@ impl Buffer {
 
     /// Planes, strides, offsets, modifier and size.
     pub fn layout(&self) -> &Layout {
-        &self.inner.layout
+        self.inner.layout()
     }
 
     /// Where the memory came from.
     pub fn source(&self) -> &SourceChoice {
-        &self.inner.source
+        self.inner.source()
     }
 
     /// What the memory source gave (contiguity, cache policy, ...), when cenalloc allocated
     /// the buffer; `None` for a buffer wrapped with [`Buffer::from_fd`].
     pub fn source_properties(&self) -> Option<&SourceProperties> {
-        self.inner.properties.as_ref()
+        self.inner.properties()
     }
 
     /// Records what the memory source gave; only before the buffer is shared.
     pub(crate) fn set_source_properties(&mut self, properties: SourceProperties) {
-        if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.properties = Some(properties);
+        if let Some(Inner {
+            description: Description::Own { properties: p, .. },
+            ..
+        }) = Arc::get_mut(&mut self.inner)
+        {
+            *p = Some(properties);
         }
     }
 
@@ -206,16 +255,16 @@ impl Buffer {
     /// Maps the whole buffer for CPU access. DMA_BUF_IOCTL_SYNC START is issued now and END
     /// when the mapping is dropped, in the direction `access` says.
     pub fn map(&self, access: CpuAccess) -> Result<Mapping<'_>> {
-        let len = usize::try_from(self.inner.layout.size).map_err(|_| {
+        let len = usize::try_from(self.inner.layout().size).map_err(|_| {
             Error::Overflow(format!(
                 "{} bytes do not fit the address space",
-                self.inner.layout.size
+                self.inner.layout().size
             ))
         })?;
         let writable = access != CpuAccess::Read;
         let region = MmapRegion::map_shared(self.fd(), len, writable).map_err(|e| {
             Error::io(
-                format!("mapping {} bytes of {}", len, self.inner.source.name),
+                format!("mapping {} bytes of {}", len, self.inner.source().name),
                 e,
             )
         })?;
@@ -240,13 +289,12 @@ impl Buffer {
     }
 
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
-    /// kernel keeps at most 31 bytes; longer names are cut.
+    /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        // At most 31 bytes of the name, NULs left out, NUL-terminated (DMA_BUF_NAME_LEN).
+        // At most 31 bytes, NUL-terminated (DMA_BUF_NAME_LEN); no allocation.
         let mut bytes = [0u8; 32];
-        for (slot, b) in bytes[..31].iter_mut().zip(name.bytes().filter(|b| *b != 0)) {
-            *slot = b;
-        }
+        let n = name.len().min(31);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
         let cname = std::ffi::CStr::from_bytes_until_nul(&bytes)
             .map_err(|_| Error::InvalidRequest(format!("cannot make a C string of {name:?}")))?;
         sys::dma_buf_set_name(self.fd(), cname)

@@ -1,6 +1,5 @@
 //! Opening DRM nodes (by path or from a caller's fd) and finding them by driver via sysfs.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -70,9 +69,10 @@ pub(crate) struct Shared {
     pub(crate) sysfs: SysfsInfo,
     pub(crate) probe: OnceLock<Probe>,
     pub(crate) trial: OnceLock<ImportTrial>,
-    /// GEM handle → live imports using it. PRIME returns the same handle for the same
-    /// dma-buf on one fd, so the handle is closed when the count drops to zero.
-    pub(crate) gem_refs: Mutex<BTreeMap<u32, usize>>,
+    /// (GEM handle, live imports using it). PRIME returns the same handle for the same
+    /// dma-buf on one fd, so the handle is closed when the count drops to zero. A list: a
+    /// device holds few handles at once, and it keeps its capacity across imports.
+    pub(crate) gem_refs: Mutex<Vec<(u32, usize)>>,
 }
 
 /// An open DRM device node. Cheap to clone (shared fd); imports keep it alive.
@@ -219,7 +219,7 @@ impl DrmDevice {
                 sysfs,
                 probe: OnceLock::new(),
                 trial: OnceLock::new(),
-                gem_refs: Mutex::new(BTreeMap::new()),
+                gem_refs: Mutex::new(Vec::new()),
             }),
         })
     }

@@ -40,7 +40,11 @@ impl GemRef {
                 step: "PRIME fd to handle",
                 source,
             })?;
-        *refs.entry(u32::from(handle)).or_insert(0) += 1;
+        let raw = u32::from(handle);
+        match refs.iter_mut().find(|(h, _)| *h == raw) {
+            Some((_, n)) => *n += 1,
+            None => refs.push((raw, 1)),
+        }
         Ok(GemRef {
             shared: shared.clone(),
             handle,
@@ -56,7 +60,8 @@ impl Drop for GemRef {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         let raw = u32::from(self.handle);
-        let last = match refs.get_mut(&raw) {
+        let slot = refs.iter().position(|(h, _)| *h == raw);
+        let last = match slot.map(|i| &mut refs[i].1) {
             Some(n) if *n > 1 => {
                 *n -= 1;
                 false
@@ -64,7 +69,9 @@ impl Drop for GemRef {
             _ => true,
         };
         if last {
-            refs.remove(&raw);
+            if let Some(i) = slot {
+                refs.swap_remove(i);
+            }
             if let Err(e) = self.shared.node.close_buffer(self.handle) {
                 log::warn!("{}: GEM_CLOSE {raw}: {e}", self.shared.name);
             }
