@@ -1,8 +1,10 @@
-//! `cargo xtask bench`: builds `cenalloc-bench` in release mode, runs it in the guest and puts
-//! its table and JSON in `target/bench/` (`bench.txt`, `bench.json`).
+//! `cargo xtask bench`: builds `cenalloc-bench` and `pipeline-bench` in release mode, runs both
+//! in one guest boot and puts their tables and JSON in `target/bench/` (`bench.txt`,
+//! `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`).
 //!
-//! Options: `--quick` (fewer, shorter batches), `--only GROUP` (vkms, vivid, gbm, pool,
-//! importers, probe), `--timeout S` (guest).
+//! Options: `--quick` (fewer, shorter batches; one short pipeline run), `--only GROUP` (vkms,
+//! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
+//! pipeline-bench alone), `--timeout S` (guest).
 
 use std::process::Command;
 use std::time::Duration;
@@ -19,14 +21,22 @@ pub fn main(args: &[String]) -> Result<i32> {
         ..VmOptions::default()
     };
     let mut bench_args: Vec<String> = Vec::new();
+    let mut only: Option<String> = None;
+    let mut quick = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--quick" => bench_args.push("--quick".into()),
+            "--quick" => {
+                quick = true;
+                bench_args.push("--quick".into());
+            }
             "--only" => {
                 i += 1;
                 let g = args.get(i).ok_or("--only needs a group")?;
-                bench_args.extend(["--only".to_owned(), g.clone()]);
+                if g != "pipelines" {
+                    bench_args.extend(["--only".to_owned(), g.clone()]);
+                }
+                only = Some(g.clone());
             }
             "--timeout" => {
                 i += 1;
@@ -55,24 +65,42 @@ pub fn main(args: &[String]) -> Result<i32> {
                 "cenalloc-examples",
                 "--bin",
                 "cenalloc-bench",
+                "--bin",
+                "pipeline-bench",
             ]),
     )?;
-    let bin = workspace_root().join("target/release/cenalloc-bench");
+    let release = workspace_root().join("target/release");
     // target/ is read-only in the guest: the results go to the share, then to target/bench.
     let share_out = vm::share_dir().join("bench");
     let _ = std::fs::remove_dir_all(&share_out);
     std::fs::create_dir_all(&share_out).map_err(|e| e.to_string())?;
-    let mut cmd = vec![
-        bin.to_string_lossy().into_owned(),
-        "--out".to_owned(),
-        share_out.to_string_lossy().into_owned(),
-    ];
-    cmd.extend(bench_args);
+    let share = vm::shell_quote(&share_out.to_string_lossy());
+    let mut script = String::from("set -e\n");
+    let mut expected = Vec::new();
+    if only.as_deref() != Some("pipelines") {
+        let args: Vec<String> = bench_args.iter().map(|a| vm::shell_quote(a)).collect();
+        script.push_str(&format!(
+            "{} --out {share} {}\n",
+            vm::shell_quote(&release.join("cenalloc-bench").to_string_lossy()),
+            args.join(" ")
+        ));
+        expected.extend(["bench.txt", "bench.json"]);
+    }
+    if only.is_none() || only.as_deref() == Some("pipelines") {
+        // Three runs of every loop, medians of their ratios; the table is kept as text too.
+        let (runs, frames) = if quick { (1, 30) } else { (3, 150) };
+        script.push_str(&format!(
+            "{} --runs {runs} --frames {frames} --out {share} | tee {share}/pipeline-bench.txt\n",
+            vm::shell_quote(&release.join("pipeline-bench").to_string_lossy()),
+        ));
+        expected.extend(["pipeline-bench.txt", "pipeline-bench.json"]);
+    }
+    let cmd = vec!["sh".to_owned(), "-c".to_owned(), script];
     let outcome = vm::run(&kernel, &opts, &workspace_root(), &cmd)?;
     let out = workspace_root().join("target/bench");
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let mut copied = 0;
-    for name in ["bench.txt", "bench.json"] {
+    for name in &expected {
         let from = share_out.join(name);
         if from.is_file() {
             std::fs::copy(&from, out.join(name))
@@ -80,11 +108,11 @@ pub fn main(args: &[String]) -> Result<i32> {
             copied += 1;
         }
     }
-    if copied == 2 {
+    if copied == expected.len() {
         println!("\nresults in {}", out.display());
     }
     match outcome.status {
-        Some(0) if copied < 2 => {
+        Some(0) if copied < expected.len() => {
             eprintln!("xtask bench: the benchmark wrote no results");
             Ok(1)
         }

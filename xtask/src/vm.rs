@@ -116,7 +116,8 @@ pub fn main(args: &[String]) -> Result<i32> {
     }
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` quoted for sh.
+pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 

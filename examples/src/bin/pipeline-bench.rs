@@ -4,7 +4,8 @@
 //! and pool buffer allocations are the same before and after the frames.
 //!
 //! CPU time is the process's user+sys time from CLOCK_PROCESS_CPUTIME_ID (nanoseconds), with
-//! the user/sys split from /proc/self/stat (clock ticks). Results: a table on stdout and
+//! the user/sys split from /proc/self/stat (clock ticks). `--runs N` repeats the four loops N
+//! times and reports each run's ratios and their median. Results: a table on stdout and
 //! `pipeline-bench.json` in `--out DIR` (default `target/bench`, or `target/vm-out/bench` in
 //! the guest, whose `target/` is read-only but for that share).
 
@@ -21,8 +22,8 @@ use cenalloc_examples::pipeline::{devices, PipelineError};
 use rustix::time::{clock_gettime, ClockId};
 
 const USAGE: &str = "usage: pipeline-bench [--camera PATH|CARD] [--display PATH|DRIVER] \
-[--frames N] [--buffers N] [--out DIR]
-  defaults: --camera vivid-001 --display vkms --frames 300 --buffers 4";
+[--frames N] [--buffers N] [--runs N] [--out DIR]
+  defaults: --camera vivid-001 --display vkms --frames 300 --buffers 4 --runs 1";
 
 /// One moment's process counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -63,6 +64,7 @@ fn sample() -> Sample {
 
 #[derive(Debug, serde::Serialize)]
 struct Measurement {
+    run: u32,
     mode: &'static str,
     width: u32,
     height: u32,
@@ -92,6 +94,7 @@ fn measurement(
         _ => 0.0,
     };
     Measurement {
+        run: 0,
         mode,
         width,
         height,
@@ -171,22 +174,26 @@ fn out_dir(opts: &Options) -> PathBuf {
 
 fn run(opts: &Options) -> Result<bool, PipelineError> {
     let mut results = Vec::new();
-    for size in [(640, 480), (1920, 1080)] {
-        for mode in ["zero-copy", "copy"] {
-            eprintln!(
-                "pipeline-bench: {mode} {}x{}, {} frames",
-                size.0, size.1, opts.frames
-            );
-            let m = if mode == "zero-copy" {
-                zero_copy(opts, size)?
-            } else {
-                copy(opts, size)?
-            };
-            results.push(m);
+    for run in 1..=opts.runs {
+        for size in [(640, 480), (1920, 1080)] {
+            for mode in ["zero-copy", "copy"] {
+                eprintln!(
+                    "pipeline-bench: run {run}/{}: {mode} {}x{}, {} frames",
+                    opts.runs, size.0, size.1, opts.frames
+                );
+                let mut m = if mode == "zero-copy" {
+                    zero_copy(opts, size)?
+                } else {
+                    copy(opts, size)?
+                };
+                m.run = run;
+                results.push(m);
+            }
         }
     }
     println!(
-        "{:<10} {:>9} {:>7} {:>14} {:>6} {:>6} {:>10} {:>9} {:>9} {:>9}  source",
+        "{:>3} {:<10} {:>9} {:>7} {:>14} {:>6} {:>6} {:>10} {:>9} {:>9} {:>9}  source",
+        "run",
         "loop",
         "size",
         "frames",
@@ -205,7 +212,8 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             _ => "-".into(),
         };
         println!(
-            "{:<10} {:>9} {:>7} {:>14.1} {:>6} {:>6} {:>10.2} {:>9} {:>9} {:>9}  {}",
+            "{:>3} {:<10} {:>9} {:>7} {:>14.1} {:>6} {:>6} {:>10.2} {:>9} {:>9} {:>9}  {}",
+            m.run,
             m.mode,
             format!("{}x{}", m.width, m.height),
             m.frames,
@@ -223,14 +231,29 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             && m.buffer_allocations_before == m.buffer_allocations_after;
     }
     let mut ratios = Vec::new();
-    for pair in results.chunks(2) {
-        let ratio = pair[0].cpu_us_per_frame / pair[1].cpu_us_per_frame;
+    let mut medians = Vec::new();
+    for size in [(640, 480), (1920, 1080)] {
+        let per_run: Vec<f64> = results
+            .chunks(2)
+            .filter(|pair| (pair[0].width, pair[0].height) == size)
+            .map(|pair| pair[0].cpu_us_per_frame / pair[1].cpu_us_per_frame)
+            .collect();
+        let shown: Vec<String> = per_run.iter().map(|r| format!("{r:.3}x")).collect();
+        let mut sorted = per_run.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
         println!(
-            "{}x{}: zero-copy uses {ratio:.3}x the copy loop's CPU per frame",
-            pair[0].width, pair[0].height
+            "{}x{}: zero-copy uses {median:.3}x the copy loop's CPU per frame (median of {} run(s): {})",
+            size.0,
+            size.1,
+            per_run.len(),
+            shown.join(", ")
         );
         ratios.push(serde_json::json!({
-            "width": pair[0].width, "height": pair[0].height, "zero_copy_over_copy": ratio
+            "width": size.0, "height": size.1, "zero_copy_over_copy_per_run": per_run,
+        }));
+        medians.push(serde_json::json!({
+            "width": size.0, "height": size.1, "zero_copy_over_copy": median,
         }));
     }
     println!(
@@ -253,7 +276,9 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
         "display": opts.display,
         "buffers": opts.buffers,
         "results": results,
+        "runs": opts.runs,
         "ratios": ratios,
+        "medians": medians,
         "steady_state": steady,
     });
     let path = dir.join("pipeline-bench.json");

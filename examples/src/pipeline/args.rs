@@ -24,6 +24,8 @@ pub struct Options {
     pub stop_camera_after: Option<u32>,
     /// `--out DIR` (benchmark results).
     pub out: Option<PathBuf>,
+    /// `--runs N` (benchmark repetitions).
+    pub runs: u32,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             snapshots: None,
             stop_camera_after: None,
             out: None,
+            runs: 1,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Options {
                 "--verify" => o.verify = true,
                 "--snapshots" => o.snapshots = Some(value("--snapshots")?.into()),
                 "--out" => o.out = Some(value("--out")?.into()),
+                "--runs" => o.runs = number("--runs", value("--runs")?)?.max(1),
                 "--stop-camera-after" => {
                     o.stop_camera_after = Some(number(
                         "--stop-camera-after",
