@@ -8,16 +8,18 @@ use std::process::Command;
 use crate::vm::{self, VmOptions};
 use crate::{kernel, process, workspace_root, Result};
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 pub fn main(_args: &[String]) -> Result<i32> {
     let kernel = kernel::setup()?;
     process::run(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args(["build", "--workspace", "--bins"]),
+            .args([
+                "build",
+                "--workspace",
+                "--bins",
+                "--features",
+                crate::EXAMPLE_FEATURES,
+            ]),
     )?;
     let bin = workspace_root().join("target/debug");
     let demo_dir = workspace_root().join("target/demo");
@@ -28,7 +30,7 @@ pub fn main(_args: &[String]) -> Result<i32> {
     let _ = std::fs::remove_dir_all(&share_demo);
     std::fs::create_dir_all(&share_demo).map_err(|e| e.to_string())?;
 
-    let info = shell_quote(&bin.join("cenalloc-info").to_string_lossy());
+    let info = vm::shell_quote(&bin.join("cenalloc-info").to_string_lossy());
     let mut script = String::from("set -e\n");
     script.push_str(&format!(
         "echo '== What cenalloc sees in the guest'\n{info}\n\
@@ -41,8 +43,8 @@ pub fn main(_args: &[String]) -> Result<i32> {
     if c2d.is_file() {
         script.push_str(&format!(
             "echo\necho '== camera-to-display: vivid-000 → vkms, verified through writeback'\n{} --camera vivid-000 --frames 60 --verify --snapshots {}\n",
-            shell_quote(&c2d.to_string_lossy()),
-            shell_quote(&share_demo.to_string_lossy()),
+            vm::shell_quote(&c2d.to_string_lossy()),
+            vm::shell_quote(&share_demo.to_string_lossy()),
         ));
     } else {
         script.push_str("echo\necho '(camera-to-display is not built yet: no pipeline run)'\n");

@@ -60,6 +60,10 @@ fn main() -> ExitCode {
 /// Errors of xtask are messages for a person.
 pub type Result<T> = std::result::Result<T, String>;
 
+/// Optional features every build of the examples enables (one feature set, so nothing is
+/// built twice): the compositor's libseat session, which a guest test runs under seatd.
+pub const EXAMPLE_FEATURES: &str = "cenalloc-examples/libseat";
+
 /// The workspace root (parent of xtask/).
 pub fn workspace_root() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -30,6 +30,9 @@ const PACKAGES: &[&str] = &[
     "libpixman-1-dev",
     "libudev-dev",
     "pkg-config",
+    // the compositor's --session (cargo feature libseat) and the seat daemon its test runs
+    "libseat-dev",
+    "seatd",
 ];
 
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/cenalloc-backports.sources";

@@ -66,7 +66,10 @@ pub fn main(args: &[String]) -> Result<i32> {
     let mut host_counts = Counts::default();
     let mut guest_counts = Counts::default();
     if host {
-        eprintln!("xtask test: host tests (cargo test --workspace --exclude cenalloc-vmtests)");
+        eprintln!(
+            "xtask test: host tests (cargo test --workspace --exclude cenalloc-vmtests --features {})",
+            crate::EXAMPLE_FEATURES
+        );
         host_counts = host_tests(&mut failures)?;
     }
     if let Some(kernel) = &kernel {
@@ -132,6 +135,7 @@ fn host_tests(failures: &mut Vec<String>) -> Result<Counts> {
     let mut child = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
         .args(["test", "--workspace", "--exclude", "cenalloc-vmtests"])
+        .args(["--features", crate::EXAMPLE_FEATURES])
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run cargo test: {e}"))?;
@@ -159,7 +163,13 @@ fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
     crate::process::run(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args(["build", "--workspace", "--bins"]),
+            .args([
+                "build",
+                "--workspace",
+                "--bins",
+                "--features",
+                crate::EXAMPLE_FEATURES,
+            ]),
     )?;
     let out = Command::new(env!("CARGO"))
         .current_dir(workspace_root())

@@ -313,6 +313,17 @@ impl State {
         }
     }
 
+    /// The seat gave the display back: what DrmCompositor knew of the hardware is stale, so
+    /// it is reset and the next frame drawn in full.
+    #[cfg(feature = "libseat")]
+    pub fn session_activated(&mut self) {
+        if let Err(e) = self.compositor.reset_state() {
+            log::error!("resetting the DRM compositor's state: {e}");
+        }
+        self.flip_pending = false;
+        self.render_needed = true;
+    }
+
     /// Ends the run once the main client exited: prints the verdict and sets the exit code.
     pub fn finish(&mut self, failed_clients: u32) {
         let mut ok = failed_clients == 0;

@@ -1,9 +1,10 @@
 //! A smithay 0.7 compositor that proves zero-copy presentation of cenalloc-allocated client
 //! buffers on a KMS device.
 //!
-//! `compositor [--device PATH] [--verify N] [--expect zero-copy|composited]
+//! `compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited]
 //! [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS node directly
-//! (root, no logind), drives one CRTC with smithay's DrmCompositor (pixman for composition, a
+//! (root, no logind) or, with `--session`, through a libseat session (seatd or logind; the
+//! `libseat` cargo feature), drives one CRTC with smithay's DrmCompositor (pixman for composition, a
 //! swapchain allocated by cenalloc for the display), serves xdg-shell and linux-dmabuf v4 whose
 //! scanout tranche lists what cenalloc-drm's probe says the primary plane accepts, and makes
 //! framebuffers for dma-bufs by PRIME import + ADDFB2 ([`exporter`]).
@@ -17,6 +18,7 @@
 
 mod exporter;
 mod handlers;
+mod session;
 mod verify;
 
 use std::process::{Child, Command, ExitCode};
@@ -64,6 +66,7 @@ pub enum Expect {
 #[derive(Debug)]
 struct Options {
     device: Option<String>,
+    session: bool,
     verify: Option<u32>,
     expect: Expect,
     first: Vec<Vec<String>>,
@@ -74,6 +77,7 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut o = Options {
         device: None,
+        session: false,
         verify: None,
         expect: Expect::ZeroCopy,
         first: Vec::new(),
@@ -85,6 +89,7 @@ fn parse_options() -> Result<Options, String> {
         let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
             "--device" => o.device = Some(value()?),
+            "--session" => o.session = true,
             "--verify" => o.verify = Some(value()?.parse().map_err(|e| format!("--verify: {e}"))?),
             "--expect" => {
                 o.expect = match value()?.as_str() {
@@ -118,7 +123,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("compositor: {e}");
-            eprintln!("usage: compositor [--device PATH] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
+            eprintln!("usage: compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
             return ExitCode::from(2);
         }
     };
@@ -174,12 +179,24 @@ fn run(options: Options) -> Result<ExitCode, String> {
         Some(p) => p.clone(),
         None => find_vkms()?,
     };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("open {path}: {e}"))?;
-    let fd = DrmDeviceFd::new(DeviceFd::from(std::os::fd::OwnedFd::from(file)));
+    // The node smithay drives: from the seat (which makes us DRM master and may take it back),
+    // or opened directly as root.
+    let (node, seat) = if options.session {
+        let seat = session::open(std::path::Path::new(&path))?;
+        let fd = seat
+            .fd
+            .try_clone()
+            .map_err(|e| format!("dup of the seat's {path}: {e}"))?;
+        (fd, Some(seat))
+    } else {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| format!("open {path}: {e}"))?;
+        (std::os::fd::OwnedFd::from(file), None)
+    };
+    let fd = DrmDeviceFd::new(DeviceFd::from(node));
     let main_dev = rustix::fs::fstat(&fd)
         .map_err(|e| format!("fstat {path}: {e}"))?
         .st_rdev;
@@ -263,12 +280,20 @@ fn run(options: Options) -> Result<ExitCode, String> {
         .create_surface(crtc, mode, &[connector.handle()])
         .map_err(|e| format!("DRM surface: {e}"))?;
     let primary_plane = surface.plane();
+    // Shared with the session's event handler; taken and dropped at the end while the seat
+    // still grants DRM master, so the device can restore the CRTC state it found.
+    let drm_device = std::rc::Rc::new(std::cell::RefCell::new(Some(drm_device)));
 
     // Scanout tranche: what cenalloc-drm's probe says the primary plane accepts (IN_FORMATS,
     // or LINEAR for formats only the legacy list names). The same device, on its own fd, is
     // the swapchain's importer below.
-    let display_device =
-        cenalloc_drm::DrmDevice::open(&path).map_err(|e| format!("cenalloc-drm {path}: {e}"))?;
+    // A file of its own (its GEM handles must not alias those of smithay's file). The node's
+    // permissions must allow it (root, logind's uaccess ACL or the video group); under a
+    // session it is not master, so the master authenticates it for PRIME imports.
+    let display_device = cenalloc_drm::DrmDevice::open(&path).map_err(|e| {
+        format!("cenalloc-drm {path}: {e} (a second, non-master file of the node is needed)")
+    })?;
+    authenticate(&display_device, &fd).map_err(|e| format!("{path}: {e}"))?;
     let plane_report = display_device
         .probe()
         .planes
@@ -390,6 +415,41 @@ fn run(options: Options) -> Result<ExitCode, String> {
             DrmEvent::Error(e) => log::error!("DRM: {e}"),
         })
         .map_err(|e| format!("DRM source: {e}"))?;
+    // Under a session: let go of the display when the seat pauses us (VT switch, another
+    // session), take it back and redraw when it activates us again.
+    #[cfg(feature = "libseat")]
+    let _session = match seat {
+        Some(seat) => {
+            use smithay::backend::session::Event as SessionEvent;
+            let session::SeatNode {
+                session, notifier, ..
+            } = seat;
+            let drm = drm_device.clone();
+            handle
+                .insert_source(notifier, move |event, _, state| {
+                    let mut drm = drm.borrow_mut();
+                    let Some(drm) = drm.as_mut() else { return };
+                    match event {
+                        SessionEvent::PauseSession => {
+                            log::info!("session paused: releasing the display");
+                            drm.pause();
+                        }
+                        SessionEvent::ActivateSession => {
+                            log::info!("session active again: taking the display back");
+                            if let Err(e) = drm.activate(false) {
+                                log::error!("re-activating the DRM device: {e}");
+                            }
+                            state.session_activated();
+                        }
+                    }
+                })
+                .map_err(|e| format!("session source: {e}"))?;
+            Some(session)
+        }
+        None => None,
+    };
+    #[cfg(not(feature = "libseat"))]
+    drop(seat);
 
     // Clients: the --first ones one after another, then the main one.
     let mut queue: Vec<Vec<String>> = options.first.clone();
@@ -471,7 +531,29 @@ fn run(options: Options) -> Result<ExitCode, String> {
         state.render_if_needed();
         state.flush_clients();
     }
-    Ok(state.exit_code.unwrap_or(ExitCode::FAILURE))
+    let code = state.exit_code.unwrap_or(ExitCode::FAILURE);
+    // Surfaces first, then the device and our last handle on its fd (which gives DRM master
+    // back), then — with the event loop — the session.
+    drop(state);
+    drop(drm_device.borrow_mut().take());
+    drop(fd);
+    Ok(code)
+}
+
+/// Authenticates `dev` (a second file of a primary node) through `master` if the kernel asks
+/// for it: a non-root file needs it for PRIME imports.
+// Legacy magic authentication: a primary node's second file has no other way.
+#[allow(deprecated)]
+fn authenticate(dev: &cenalloc_drm::DrmDevice, master: &DrmDeviceFd) -> Result<(), String> {
+    if dev.kind() != cenalloc_drm::NodeKind::Card || dev.authenticated().unwrap_or(true) {
+        return Ok(());
+    }
+    let token = dev
+        .generate_auth_token()
+        .map_err(|e| format!("DRM_IOCTL_GET_MAGIC: {e}"))?;
+    master
+        .authenticate_auth_token(token)
+        .map_err(|e| format!("DRM_IOCTL_AUTH_MAGIC through the master: {e}"))
 }
 
 /// Whether `child` has exited (printing its status): `Some(true)` on success.
