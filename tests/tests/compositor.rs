@@ -25,9 +25,15 @@ fn bin(name: &str) -> String {
 
 /// Runs the compositor with `args`; returns (success, stdout + stderr).
 fn compositor(args: &[&str]) -> (bool, String) {
+    compositor_with(args, &[("RUST_LOG", "warn")])
+}
+
+/// Runs the compositor with `args` and the environment variables `env`; returns (success,
+/// stdout + stderr).
+fn compositor_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(bin("compositor"))
         .args(args)
-        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .env("XDG_RUNTIME_DIR", runtime_dir())
         .output()
         .expect("cannot start the compositor");
@@ -216,8 +222,8 @@ impl Drop for Seatd {
 fn compositor_under_a_seatd_session_scans_out_zero_copy() {
     let seatd = Seatd::start();
     let client = bin("client");
-    let out = Command::new(bin("compositor"))
-        .args([
+    let (ok, text) = compositor_with(
+        &[
             "--session",
             "--verify",
             "30",
@@ -225,21 +231,13 @@ fn compositor_under_a_seatd_session_scans_out_zero_copy() {
             &client,
             "--frames",
             "30",
-        ])
-        .env("LIBSEAT_BACKEND", "seatd")
-        .env("RUST_LOG", "info")
-        .env("XDG_RUNTIME_DIR", runtime_dir())
-        .output()
-        .expect("cannot start the compositor");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("LIBSEAT_BACKEND", "seatd"), ("RUST_LOG", "info")],
     );
     let log = seatd.log_text();
     drop(seatd);
     println!("{text}\n--- seatd\n{log}");
-    assert!(out.status.success(), "compositor --session failed:\n{text}");
+    assert!(ok, "compositor --session failed:\n{text}");
     assert!(text.contains("30/30 frames zero-copy"), "{text}");
     assert!(
         text.contains("opened through libseat on seat seat0"),

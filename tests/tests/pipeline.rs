@@ -44,6 +44,19 @@ fn numbers_after(stdout: &str, label: &str) -> Vec<usize> {
     v
 }
 
+/// Checks the program's `released: open fds A → B, framebuffers on DEV C → D` line: nothing
+/// leaked. Returns [A, B, C, D].
+fn assert_released(stdout: &str) -> Vec<usize> {
+    let released = numbers_after(stdout, "released:");
+    assert_eq!(released.len(), 4, "{released:?}");
+    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
+    assert_eq!(
+        released[2], released[3],
+        "framebuffers leaked: {released:?}"
+    );
+    released
+}
+
 fn vkms_framebuffers() -> usize {
     let vkms = cenalloc_vmtests::drm_device("vkms", NodeKind::Card);
     cenalloc_vmtests::dri_debugfs_framebuffers(&vkms)
@@ -65,13 +78,7 @@ fn camera_to_display_verifies(camera: &str, heap: &str) {
         stdout.contains("verified 30/30 frames"),
         "{camera}: not every frame verified:\n{stdout}"
     );
-    let released = numbers_after(&stdout, "released:");
-    assert_eq!(released.len(), 4, "{released:?}");
-    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
-    assert_eq!(
-        released[2], released[3],
-        "framebuffers leaked: {released:?}"
-    );
+    assert_released(&stdout);
     assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
 }
 
@@ -112,13 +119,7 @@ fn camera_stopping_mid_stream_ends_the_loop_with_an_error_and_releases_everythin
             "{args:?}: no clear error naming the camera:\n{stderr}"
         );
         let held = numbers_after(&stdout, "held while running:");
-        let released = numbers_after(&stdout, "released:");
-        assert_eq!(released.len(), 4, "{released:?}");
-        assert_eq!(released[0], released[1], "fds leaked: {released:?}");
-        assert_eq!(
-            released[2], released[3],
-            "framebuffers leaked: {released:?}"
-        );
+        let released = assert_released(&stdout);
         assert!(
             held[held.len() - 1] >= released[2] + 4,
             "the 4 pool framebuffers should exist while running: held {held:?}, released {released:?}"
@@ -195,13 +196,7 @@ fn camera_unplugged_mid_stream_ends_the_loop_with_an_error_and_releases_everythi
         stderr.contains("vivid-001-vid-cap") && stderr.contains("No such device"),
         "the error should name the camera and say it is gone:\n{stderr}"
     );
-    let released = numbers_after(&stdout, "released:");
-    assert_eq!(released.len(), 4, "{released:?}");
-    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
-    assert_eq!(
-        released[2], released[3],
-        "framebuffers leaked: {released:?}"
-    );
+    assert_released(&stdout);
     assert!(!stderr.contains("not everything was released"), "{stderr}");
     assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
 
@@ -235,13 +230,7 @@ fn decode_to_display_verifies_10_vicodec_frames_on_vkms() {
         stdout.contains("decoded frames against the encoded pattern: lowest PSNR"),
         "no fidelity check of the decoded frames:\n{stdout}"
     );
-    let released = numbers_after(&stdout, "released:");
-    assert_eq!(released.len(), 4, "{released:?}");
-    assert_eq!(released[0], released[1], "fds leaked: {released:?}");
-    assert_eq!(
-        released[2], released[3],
-        "framebuffers leaked: {released:?}"
-    );
+    assert_released(&stdout);
     assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
 }
 
