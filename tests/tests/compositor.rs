@@ -1,10 +1,12 @@
 //! The sample compositor and client (examples/src/bin/{compositor,client}) against vkms: a
 //! client's cenalloc buffer is scanned out without a copy, a format the primary plane cannot
 //! scan out is composited and reported so, and malformed client buffers get the linux-dmabuf
-//! protocol error while the compositor keeps serving a well-behaved client.
+//! protocol error while the compositor keeps serving a well-behaved client; and under a seatd
+//! session (`--session`) the compositor, run as a user who cannot open the KMS node, gets it
+//! from the seat and proves the same zero-copy presentation.
 //!
 //! The binaries come from `$CENALLOC_BIN_DIR` (`cargo xtask test` sets it to target/debug;
-//! build them first with `cargo build -p cenalloc-examples --bins`).
+//! build them first with `cargo build -p cenalloc-examples --bins --features libseat`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -17,7 +19,7 @@ fn bin(name: &str) -> String {
     let path = PathBuf::from(dir).join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build -p cenalloc-examples --bins`",
+        "{} is missing: run `cargo build -p cenalloc-examples --bins --features libseat`",
         path.display()
     );
     path.to_string_lossy().into_owned()
@@ -164,8 +166,11 @@ fn fd_that_is_not_a_dmabuf_is_rejected() {
     bad_client("not-dmabuf", "invalid_wl_buffer");
 }
 
-/// seatd, run for one test: started with a debug log, stopped (SIGTERM, so it removes its
-/// socket) when dropped.
+/// The user the session test runs the compositor as: `nobody`, who may not open a DRM node.
+const NOBODY: u32 = 65534;
+
+/// seatd, run for one test: started with a debug log and its socket owned by `nobody`, stopped
+/// (SIGTERM, so it removes its socket) when dropped, whatever the test did.
 struct Seatd {
     child: std::process::Child,
     log: PathBuf,
@@ -176,10 +181,15 @@ impl Seatd {
 
     /// Starts seatd and waits for its socket; panics (the test fails) if it cannot.
     fn start() -> Seatd {
+        assert!(
+            !std::path::Path::new(Self::SOCKET).exists(),
+            "{} exists before the test started seatd: another seatd is running",
+            Self::SOCKET
+        );
         let log = std::env::temp_dir().join("cenalloc-seatd.log");
         let file = std::fs::File::create(&log).expect("seatd log file");
         let child = Command::new("seatd")
-            .args(["-l", "debug"])
+            .args(["-l", "debug", "-u", "nobody"])
             // The guest's console is a serial line; the seat need not drive a VT.
             .env("SEATD_VTBOUND", "0")
             .stdout(file.try_clone().expect("dup log"))
@@ -214,16 +224,79 @@ impl Drop for Seatd {
     }
 }
 
-/// `--session`: the compositor opens the KMS node through a libseat session served by seatd
-/// (as on a desktop without running as root it would have to); the zero-copy proof holds as
-/// with the direct open, and the device is handed back cleanly at the end.
+/// What the unprivileged session needs besides the seat, as a desktop's udev rules and login
+/// give it: the system dma-buf heap open to other users (cenalloc allocates the swapchain and
+/// the client's buffers there) and a runtime directory of its own for the Wayland socket.
+/// Dropping it puts the heap's mode back and removes the directory.
+struct UserSetup {
+    heap: PathBuf,
+    heap_mode: u32,
+    runtime_dir: PathBuf,
+}
+
+impl UserSetup {
+    fn new() -> UserSetup {
+        use std::os::unix::fs::PermissionsExt;
+        let heap = PathBuf::from("/dev/dma_heap/system");
+        let meta = std::fs::metadata(&heap)
+            .unwrap_or_else(|e| panic!("{}: {e} (the guest's system heap)", heap.display()));
+        let heap_mode = meta.permissions().mode() & 0o7777;
+        let runtime_dir = PathBuf::from(format!("/run/user/{NOBODY}"));
+        let setup = UserSetup {
+            heap,
+            heap_mode,
+            runtime_dir,
+        };
+        std::fs::set_permissions(
+            &setup.heap,
+            std::fs::Permissions::from_mode(heap_mode | 0o006),
+        )
+        .unwrap_or_else(|e| panic!("chmod o+rw {}: {e}", setup.heap.display()));
+        std::fs::create_dir_all(&setup.runtime_dir)
+            .and_then(|_| {
+                std::fs::set_permissions(&setup.runtime_dir, std::fs::Permissions::from_mode(0o700))
+            })
+            .and_then(|_| std::os::unix::fs::chown(&setup.runtime_dir, Some(NOBODY), Some(NOBODY)))
+            .unwrap_or_else(|e| panic!("{}: {e}", setup.runtime_dir.display()));
+        setup
+    }
+}
+
+impl Drop for UserSetup {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt;
+        let _ =
+            std::fs::set_permissions(&self.heap, std::fs::Permissions::from_mode(self.heap_mode));
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+    }
+}
+
+/// `cmd` run as `nobody` (no supplementary groups), by setpriv.
+fn as_nobody(cmd: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args([
+        format!("--reuid={NOBODY}"),
+        format!("--regid={NOBODY}"),
+        "--clear-groups".into(),
+        "--".into(),
+        cmd.into(),
+    ]);
+    c
+}
+
+/// `--session`: the compositor, run as `nobody`, who cannot open the KMS node, gets it through
+/// a libseat session served by seatd, which makes it DRM master; the zero-copy proof (plane
+/// assignment, GETFB2 backing, bit-exact writeback) holds as with the direct open as root. The
+/// client runs as `nobody` too: it cannot open the node either, so it allocates from the
+/// system heap without the display's constraints (vkms scans that out).
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
-fn compositor_under_a_seatd_session_scans_out_zero_copy() {
+fn compositor_as_a_user_under_a_seatd_session_scans_out_zero_copy() {
+    let setup = UserSetup::new();
     let seatd = Seatd::start();
     let client = bin("client");
-    let (ok, text) = compositor_with(
-        &[
+    let out = as_nobody(&bin("compositor"))
+        .args([
             "--session",
             "--verify",
             "30",
@@ -231,26 +304,58 @@ fn compositor_under_a_seatd_session_scans_out_zero_copy() {
             &client,
             "--frames",
             "30",
-        ],
-        &[("LIBSEAT_BACKEND", "seatd"), ("RUST_LOG", "info")],
+        ])
+        .env("XDG_RUNTIME_DIR", &setup.runtime_dir)
+        .env("LIBSEAT_BACKEND", "seatd")
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("cannot run setpriv (util-linux)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     let log = seatd.log_text();
     drop(seatd);
+    drop(setup);
     println!("{text}\n--- seatd\n{log}");
-    assert!(ok, "compositor --session failed:\n{text}");
+    assert!(out.status.success(), "compositor --session failed:\n{text}");
     assert!(text.contains("30/30 frames zero-copy"), "{text}");
     assert!(
-        text.contains("opened through libseat on seat seat0"),
-        "the compositor did not say it used the seat:\n{text}"
+        text.contains("frame 30/30: client buffer on the primary plane"),
+        "{text}"
+    );
+    // The node came through the seat: the compositor says so, and seatd opened it for a
+    // client of uid nobody (and closed it when the compositor left).
+    let node = text
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("session: ")? + "session: ".len()..];
+            rest.strip_suffix(" opened through libseat on seat seat0")
+        })
+        .unwrap_or_else(|| panic!("the compositor did not say it used the seat:\n{text}"))
+        .to_owned();
+    assert!(
+        log.contains(&format!("uid: {NOBODY},")),
+        "seatd's client was not uid {NOBODY}:\n{log}"
     );
     assert!(
-        log.contains("Opening device /dev/dri/card")
-            && log.contains("Closing device /dev/dri/card"),
-        "seatd did not open (and close) the KMS node for the compositor:\n{log}"
+        log.contains(&format!("Opening device {node} for client"))
+            && log.contains(&format!("Closing device {node} for client")),
+        "seatd did not open (and close) {node} for the compositor:\n{log}"
     );
-    // Everything is let go while the seat still grants DRM master.
     assert!(
-        !text.contains("drop drm master") && !text.contains("Permission denied"),
-        "errors while handing the device back to the seat:\n{text}"
+        !log.contains("[ERROR]"),
+        "seatd logged an error taking the device back:\n{log}"
+    );
+    // And a direct open, the compositor's path without --session, is refused to nobody.
+    let direct = as_nobody("sh")
+        .args(["-c", "exec 3<>\"$0\"", &node])
+        .output()
+        .expect("cannot run setpriv (util-linux)");
+    assert!(
+        !direct.status.success()
+            && String::from_utf8_lossy(&direct.stderr).contains("Permission denied"),
+        "nobody could open {node} directly, so the test proves nothing about the seat: {direct:?}"
     );
 }

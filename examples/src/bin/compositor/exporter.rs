@@ -1,14 +1,19 @@
 //! Framebuffers for DrmCompositor: the swapchain's cenalloc buffers and client dma-bufs alike
-//! through a PRIME import and ADDFB2 on the KMS fd (no GBM round trip).
+//! by ADDFB2 on the KMS fd (no GBM round trip). A client dma-buf is PRIME-imported here; a
+//! swapchain buffer was already imported by cenalloc-drm on the same open file, so its GEM
+//! handle is used as it is and left to cenalloc-drm to close (PRIME hands out one handle per
+//! dma-buf and file: importing it again here and closing it would pull the handle from under
+//! cenalloc-drm's import).
 //!
 //! Written here because cenalloc-drm's import module is not in place yet; it is the
 //! `ExportFramebuffer` hook of smithay 0.7's DrmCompositor.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
 use cenalloc::smithay::CenallocBuffer;
-use cenalloc_drm::FramebufferPlanes;
+use cenalloc_drm::{DrmImport, FramebufferPlanes};
 use drm::buffer::Handle as GemHandle;
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 use drm_fourcc::{DrmFormat, DrmFourcc, DrmModifier};
@@ -80,15 +85,17 @@ impl Framebuffer for DmabufFramebuffer {
     }
 }
 
-/// A framebuffer over a dma-buf (a client's or a swapchain buffer). Holds the GEM handles of the PRIME import for its
-/// whole life (so a later PRIME import of the same dma-buf on this fd yields the same handle)
-/// and closes them and the framebuffer on drop.
+/// A framebuffer over a dma-buf (a client's or a swapchain buffer). Holds the GEM handles of
+/// its own PRIME import for its whole life (so a later PRIME import of the same dma-buf on
+/// this fd yields the same handle) and closes them and the framebuffer on drop.
 #[derive(Debug)]
 pub struct DmabufFramebuffer {
     drm: DrmDeviceFd,
     fb: framebuffer::Handle,
     format: DrmFormat,
-    handles: Vec<GemHandle>,
+    /// GEM handles this framebuffer closes on drop: those of its own PRIME import, none when
+    /// cenalloc-drm's import owns them.
+    owned: Vec<GemHandle>,
     registry: FramebufferRegistry,
 }
 
@@ -100,7 +107,7 @@ impl Drop for DmabufFramebuffer {
         if let Err(e) = self.drm.destroy_framebuffer(self.fb) {
             log::warn!("cannot remove framebuffer {:?}: {e}", self.fb);
         }
-        for h in &self.handles {
+        for h in &self.owned {
             if let Err(e) = self.drm.close_buffer(*h) {
                 log::warn!("cannot close GEM handle {h:?}: {e}");
             }
@@ -115,37 +122,13 @@ pub fn framebuffer_for_dmabuf(
     use_opaque: bool,
     registry: &FramebufferRegistry,
 ) -> Result<DmabufFramebuffer, ExportError> {
-    let format = dmabuf.format();
-    let fourcc = if use_opaque {
-        get_opaque(format.code).unwrap_or(format.code)
-    } else {
-        format.code
-    };
     let mut handles: Vec<GemHandle> = Vec::new();
-    let mut planes = FramebufferPlanes {
-        size: (dmabuf.width(), dmabuf.height()),
-        format: fourcc,
-        modifier: Some(format.modifier),
-        handles: [None; 4],
-        pitches: [0; 4],
-        offsets: [0; 4],
-    };
-    let close_all = |handles: &[GemHandle]| {
-        for h in handles {
-            let _ = drm.close_buffer(*h);
-        }
-    };
-    for (i, ((fd, offset), stride)) in dmabuf
-        .handles()
-        .zip(dmabuf.offsets())
-        .zip(dmabuf.strides())
-        .enumerate()
-        .take(4)
-    {
+    let mut plane_handles = [None; 4];
+    for (i, fd) in dmabuf.handles().enumerate().take(4) {
         let handle = match drm.prime_fd_to_buffer(fd) {
             Ok(h) => h,
             Err(source) => {
-                close_all(&handles);
+                close_all(drm, &handles);
                 return Err(ExportError::Import { plane: i, source });
             }
         };
@@ -153,7 +136,55 @@ pub fn framebuffer_for_dmabuf(
         if !handles.contains(&handle) {
             handles.push(handle);
         }
-        planes.handles[i] = Some(handle);
+        plane_handles[i] = Some(handle);
+    }
+    match add_framebuffer(
+        drm,
+        dmabuf,
+        plane_handles,
+        use_opaque,
+        registry,
+        handles.clone(),
+    ) {
+        Ok(fb) => Ok(fb),
+        Err(e) => {
+            close_all(drm, &handles);
+            Err(e)
+        }
+    }
+}
+
+fn close_all(drm: &DrmDeviceFd, handles: &[GemHandle]) {
+    for h in handles {
+        let _ = drm.close_buffer(*h);
+    }
+}
+
+/// Adds a framebuffer for `dmabuf` whose planes are the GEM handles `plane_handles` on `drm`;
+/// the framebuffer closes `owned` when it drops.
+fn add_framebuffer(
+    drm: &DrmDeviceFd,
+    dmabuf: &Dmabuf,
+    plane_handles: [Option<GemHandle>; 4],
+    use_opaque: bool,
+    registry: &FramebufferRegistry,
+    owned: Vec<GemHandle>,
+) -> Result<DmabufFramebuffer, ExportError> {
+    let format = dmabuf.format();
+    let fourcc = if use_opaque {
+        get_opaque(format.code).unwrap_or(format.code)
+    } else {
+        format.code
+    };
+    let mut planes = FramebufferPlanes {
+        size: (dmabuf.width(), dmabuf.height()),
+        format: fourcc,
+        modifier: Some(format.modifier),
+        handles: plane_handles,
+        pitches: [0; 4],
+        offsets: [0; 4],
+    };
+    for (i, (offset, stride)) in dmabuf.offsets().zip(dmabuf.strides()).enumerate().take(4) {
         planes.pitches[i] = stride;
         planes.offsets[i] = offset;
     }
@@ -163,22 +194,19 @@ pub fn framebuffer_for_dmabuf(
     } else {
         FbCmd2Flags::MODIFIERS
     };
-    let fb = match drm.add_planar_framebuffer(&planes, flags) {
-        Ok(fb) => fb,
-        Err(source) => {
-            close_all(&handles);
-            return Err(ExportError::AddFb {
-                format: fourcc,
-                modifier: format.modifier,
-                width: planes.size.0,
-                height: planes.size.1,
-                source,
-            });
-        }
-    };
-    log::debug!("client dma-buf {fourcc:?} -> framebuffer {fb:?} (GEM {handles:?})");
+    let fb = drm
+        .add_planar_framebuffer(&planes, flags)
+        .map_err(|source| ExportError::AddFb {
+            format: fourcc,
+            modifier: format.modifier,
+            width: planes.size.0,
+            height: planes.size.1,
+            source,
+        })?;
+    let handles: Vec<GemHandle> = plane_handles.iter().flatten().copied().collect();
+    log::debug!("dma-buf {fourcc:?} -> framebuffer {fb:?} (GEM {handles:?})");
     if let Ok(mut r) = registry.lock() {
-        r.insert(u32::from(fb), handles.clone());
+        r.insert(u32::from(fb), handles);
     }
     Ok(DmabufFramebuffer {
         registry: registry.clone(),
@@ -188,8 +216,38 @@ pub fn framebuffer_for_dmabuf(
             code: fourcc,
             modifier: format.modifier,
         },
-        handles,
+        owned,
     })
+}
+
+/// A framebuffer for a swapchain buffer on the GEM handle of cenalloc-drm's import of it (the
+/// same open file as `drm`); `None` if the buffer has no such import.
+fn framebuffer_for_swapchain(
+    drm: &DrmDeviceFd,
+    buffer: &CenallocBuffer,
+    dmabuf: &Dmabuf,
+    use_opaque: bool,
+    registry: &FramebufferRegistry,
+) -> Option<Result<DmabufFramebuffer, ExportError>> {
+    let import = buffer
+        .shared()
+        .imports()
+        .iter()
+        .find_map(|i| i.as_any().downcast_ref::<DrmImport>())?;
+    let gem = GemHandle::from(NonZeroU32::new(import.gem_handle())?);
+    // One dma-buf: every plane lives in the one GEM object.
+    let mut plane_handles = [None; 4];
+    for slot in plane_handles.iter_mut().take(dmabuf.num_planes().min(4)) {
+        *slot = Some(gem);
+    }
+    Some(add_framebuffer(
+        drm,
+        dmabuf,
+        plane_handles,
+        use_opaque,
+        registry,
+        Vec::new(),
+    ))
 }
 
 impl ExportFramebuffer<CenallocBuffer> for CenallocExporter {
@@ -205,7 +263,11 @@ impl ExportFramebuffer<CenallocBuffer> for CenallocExporter {
         match buffer {
             ExportBuffer::Allocator(buffer) => {
                 let dmabuf = buffer.export()?;
-                framebuffer_for_dmabuf(&self.drm, &dmabuf, use_opaque, &self.registry).map(Some)
+                framebuffer_for_swapchain(&self.drm, buffer, &dmabuf, use_opaque, &self.registry)
+                    .unwrap_or_else(|| {
+                        framebuffer_for_dmabuf(&self.drm, &dmabuf, use_opaque, &self.registry)
+                    })
+                    .map(Some)
             }
             ExportBuffer::Wayland(wl_buffer) => match get_dmabuf(wl_buffer) {
                 Ok(dmabuf) => {

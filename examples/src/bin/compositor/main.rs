@@ -147,7 +147,8 @@ impl std::os::fd::AsFd for Probe {
 
 impl drm::Device for Probe {}
 
-/// The vkms card, found by the driver name DRM_IOCTL_VERSION reports.
+/// The vkms card, found by the driver name DRM_IOCTL_VERSION reports or — for a card this
+/// user may not open (under a session the seat opens it) — by the device sysfs names for it.
 fn find_vkms() -> Result<String, String> {
     let mut cards: Vec<_> = std::fs::read_dir("/dev/dri")
         .map_err(|e| format!("/dev/dri: {e}"))?
@@ -160,18 +161,28 @@ fn find_vkms() -> Result<String, String> {
         .collect();
     cards.sort();
     for path in cards {
-        let Ok(file) = std::fs::OpenOptions::new()
+        let is_vkms = match std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(&path)
-        else {
-            continue;
+        {
+            Ok(file) => Probe(file).get_driver().is_ok_and(|d| d.name() == "vkms"),
+            Err(_) => sysfs_device_name(&path).as_deref() == Some("vkms"),
         };
-        if Probe(file).get_driver().is_ok_and(|d| d.name() == "vkms") {
+        if is_vkms {
             return Ok(path.display().to_string());
         }
     }
     Err("no vkms card in /dev/dri (pass --device PATH)".into())
+}
+
+/// The name of the device behind a DRM node in sysfs (`vkms` for the platform device vkms
+/// registers without a driver), found by the node's device number.
+fn sysfs_device_name(node: &std::path::Path) -> Option<String> {
+    let rdev = rustix::fs::stat(node).ok()?.st_rdev;
+    let (major, minor) = (rustix::fs::major(rdev), rustix::fs::minor(rdev));
+    let device = std::fs::read_link(format!("/sys/dev/char/{major}:{minor}/device")).ok()?;
+    Some(device.file_name()?.to_string_lossy().into_owned())
 }
 
 fn run(options: Options) -> Result<ExitCode, String> {
@@ -196,6 +207,16 @@ fn run(options: Options) -> Result<ExitCode, String> {
             .map_err(|e| format!("open {path}: {e}"))?;
         (std::os::fd::OwnedFd::from(file), None)
     };
+    // cenalloc-drm (the swapchain's importer) works on the same open file: a duplicate of the
+    // fd, not a second open of the node, which a user without access to the node could not
+    // do. Its imports and the exporter's framebuffers then share one GEM handle namespace;
+    // the exporter uses cenalloc-drm's handles for swapchain buffers ([`exporter`]).
+    let display_device = node
+        .try_clone()
+        .map_err(|e| format!("dup of {path}: {e}"))
+        .and_then(|dup| {
+            cenalloc_drm::DrmDevice::from_fd(dup).map_err(|e| format!("cenalloc-drm {path}: {e}"))
+        })?;
     let fd = DrmDeviceFd::new(DeviceFd::from(node));
     let main_dev = rustix::fs::fstat(&fd)
         .map_err(|e| format!("fstat {path}: {e}"))?
@@ -285,15 +306,8 @@ fn run(options: Options) -> Result<ExitCode, String> {
     let drm_device = std::rc::Rc::new(std::cell::RefCell::new(Some(drm_device)));
 
     // Scanout tranche: what cenalloc-drm's probe says the primary plane accepts (IN_FORMATS,
-    // or LINEAR for formats only the legacy list names). The same device, on its own fd, is
-    // the swapchain's importer below.
-    // A file of its own (its GEM handles must not alias those of smithay's file). The node's
-    // permissions must allow it (root, logind's uaccess ACL or the video group); under a
-    // session it is not master, so the master authenticates it for PRIME imports.
-    let display_device = cenalloc_drm::DrmDevice::open(&path).map_err(|e| {
-        format!("cenalloc-drm {path}: {e} (a second, non-master file of the node is needed)")
-    })?;
-    authenticate(&display_device, &fd).map_err(|e| format!("{path}: {e}"))?;
+    // or LINEAR for formats only the legacy list names). The same device is the swapchain's
+    // importer below.
     let plane_report = display_device
         .probe()
         .planes
@@ -339,7 +353,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
         .map_err(|e| format!("dma-buf feedback: {e}"))?;
 
     // The swapchain: cenalloc buffers the display can scan out (its constraints come from
-    // cenalloc-drm on a second fd of the same card) and the CPU renderer can write.
+    // cenalloc-drm's probe of the card) and the CPU renderer can write.
     let display_importer: Arc<dyn Importer> = Arc::new(display_device);
     let allocator = CenallocAllocator::new(
         cenalloc::Allocator::new(),
@@ -538,22 +552,6 @@ fn run(options: Options) -> Result<ExitCode, String> {
     drop(drm_device.borrow_mut().take());
     drop(fd);
     Ok(code)
-}
-
-/// Authenticates `dev` (a second file of a primary node) through `master` if the kernel asks
-/// for it: a non-root file needs it for PRIME imports.
-// Legacy magic authentication: a primary node's second file has no other way.
-#[allow(deprecated)]
-fn authenticate(dev: &cenalloc_drm::DrmDevice, master: &DrmDeviceFd) -> Result<(), String> {
-    if dev.kind() != cenalloc_drm::NodeKind::Card || dev.authenticated().unwrap_or(true) {
-        return Ok(());
-    }
-    let token = dev
-        .generate_auth_token()
-        .map_err(|e| format!("DRM_IOCTL_GET_MAGIC: {e}"))?;
-    master
-        .authenticate_auth_token(token)
-        .map_err(|e| format!("DRM_IOCTL_AUTH_MAGIC through the master: {e}"))
 }
 
 /// Whether `child` has exited (printing its status): `Some(true)` on success.

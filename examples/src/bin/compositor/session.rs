@@ -115,8 +115,8 @@ mod unavailable {
     /// Fails: this build has no libseat.
     pub fn open(path: &Path) -> Result<SeatNode, String> {
         Err(format!(
-            "--session: cannot open {} through a seat: this compositor was built without the \
-             libseat feature (cargo build --features cenalloc-examples/libseat)",
+            "--session: cannot open {} through a seat: built without the libseat feature; \
+             rebuild with --features libseat (cargo build --features cenalloc-examples/libseat)",
             path.display()
         ))
     }
