@@ -232,6 +232,9 @@ struct UserSetup {
     heap: PathBuf,
     heap_mode: u32,
     runtime_dir: PathBuf,
+    /// The compositor and client, copied where `nobody` can reach them (a workspace in a
+    /// fresh clone under a 0700 mktemp directory is not).
+    bin_dir: PathBuf,
 }
 
 impl UserSetup {
@@ -246,7 +249,19 @@ impl UserSetup {
             heap,
             heap_mode,
             runtime_dir,
+            bin_dir: PathBuf::from("/run/cenalloc-nobody-bin"),
         };
+        std::fs::create_dir_all(&setup.bin_dir)
+            .and_then(|_| {
+                std::fs::set_permissions(&setup.bin_dir, std::fs::Permissions::from_mode(0o755))
+            })
+            .unwrap_or_else(|e| panic!("{}: {e}", setup.bin_dir.display()));
+        for name in ["compositor", "client"] {
+            let to = setup.bin_dir.join(name);
+            std::fs::copy(bin(name), &to)
+                .and_then(|_| std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)))
+                .unwrap_or_else(|e| panic!("copying {name} to {}: {e}", to.display()));
+        }
         std::fs::set_permissions(
             &setup.heap,
             std::fs::Permissions::from_mode(heap_mode | 0o006),
@@ -268,6 +283,14 @@ impl Drop for UserSetup {
         let _ =
             std::fs::set_permissions(&self.heap, std::fs::Permissions::from_mode(self.heap_mode));
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
+        let _ = std::fs::remove_dir_all(&self.bin_dir);
+    }
+}
+
+impl UserSetup {
+    /// The copy of the binary `name` that `nobody` can run.
+    fn bin(&self, name: &str) -> String {
+        self.bin_dir.join(name).to_string_lossy().into_owned()
     }
 }
 
@@ -294,8 +317,8 @@ fn as_nobody(cmd: &str) -> Command {
 fn compositor_as_a_user_under_a_seatd_session_scans_out_zero_copy() {
     let setup = UserSetup::new();
     let seatd = Seatd::start();
-    let client = bin("client");
-    let out = as_nobody(&bin("compositor"))
+    let client = setup.bin("client");
+    let out = as_nobody(&setup.bin("compositor"))
         .args([
             "--session",
             "--verify",
