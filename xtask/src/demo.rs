@@ -3,24 +3,12 @@
 //! why, and — where the pipeline example is built — a camera → display run verified through
 //! the vkms writeback connector, with PNG snapshots of read-back frames in `target/demo/`.
 
-use std::process::Command;
-
 use crate::vm::{self, VmOptions};
-use crate::{kernel, process, workspace_root, Result};
+use crate::{kernel, workspace_root, Result};
 
 pub fn main(_args: &[String]) -> Result<i32> {
     let kernel = kernel::setup()?;
-    process::run(
-        Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--workspace",
-                "--bins",
-                "--features",
-                crate::EXAMPLE_FEATURES,
-            ]),
-    )?;
+    crate::build_programs()?;
     let bin = workspace_root().join("target/debug");
     let demo_dir = workspace_root().join("target/demo");
     let _ = std::fs::remove_dir_all(&demo_dir);

@@ -64,6 +64,21 @@ pub type Result<T> = std::result::Result<T, String>;
 /// built twice): the compositor's libseat session, which a guest test runs under seatd.
 pub const EXAMPLE_FEATURES: &str = "cenalloc-examples/libseat";
 
+/// Builds every program of the workspace (debug), examples with [`EXAMPLE_FEATURES`].
+pub fn build_programs() -> Result<()> {
+    process::run(
+        std::process::Command::new(env!("CARGO"))
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "--workspace",
+                "--bins",
+                "--features",
+                EXAMPLE_FEATURES,
+            ]),
+    )
+}
+
 /// The workspace root (parent of xtask/).
 pub fn workspace_root() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -160,17 +160,7 @@ fn host_tests(failures: &mut Vec<String>) -> Result<Counts> {
 /// Builds the guest test binaries and the example programs they drive; returns the test
 /// binaries.
 fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
-    crate::process::run(
-        Command::new(env!("CARGO"))
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "--workspace",
-                "--bins",
-                "--features",
-                crate::EXAMPLE_FEATURES,
-            ]),
-    )?;
+    crate::build_programs()?;
     let out = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
         .args([
