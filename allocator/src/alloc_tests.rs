@@ -423,3 +423,54 @@ fn late_attach_to_a_cma_buffer_and_plan_json() {
     assert!(json["size"].as_u64().unwrap() >= 3_110_400);
     assert!(json["reasons"].as_array().unwrap().len() >= 3);
 }
+
+#[test]
+fn a_device_alone_allocates_its_own_buffer_unless_the_cpu_maps_it_or_others_share_it() {
+    let (a, ..) = system_allocator();
+    let prefers = Constraints {
+        can_export: true,
+        prefers_own_memory: true,
+        ..Default::default()
+    };
+    let vkms = MockImporter::new("vkms", prefers.clone());
+    let scanout = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
+    let plan = a.plan(&scanout, &[dynimp(&vkms)]).unwrap();
+    assert_eq!(plan.source.kind, SourceKind::Device);
+    assert_eq!(plan.source.name, "vkms");
+    assert_eq!(plan.exporter, Some(0));
+    assert!(
+        plan.reasons.iter().any(|r| r.contains("only device")),
+        "{:#?}",
+        plan.reasons
+    );
+
+    // The CPU maps it: a heap (mapped up front, cached).
+    let cpu = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::CPU_WRITE);
+    assert_eq!(
+        a.plan(&cpu, &[dynimp(&vkms)]).unwrap().source.name,
+        "system"
+    );
+
+    // Another device shares it: a heap, even if both prefer their own memory.
+    let gpu = MockImporter::new("gpu", prefers.clone());
+    let plan = a.plan(&scanout, &[dynimp(&vkms), dynimp(&gpu)]).unwrap();
+    assert_eq!(plan.source.name, "system");
+    assert_eq!(plan.exporter, None);
+
+    // A device that can export but does not prefer to, or an explicit source: a heap.
+    let plain = MockImporter::new(
+        "vgem",
+        Constraints {
+            can_export: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        a.plan(&scanout, &[dynimp(&plain)]).unwrap().source.name,
+        "system"
+    );
+    let explicit = a
+        .plan_with_source(&scanout, &[dynimp(&vkms)], "system")
+        .unwrap();
+    assert_eq!(explicit.source.kind, SourceKind::Heap);
+}

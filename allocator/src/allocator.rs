@@ -8,7 +8,7 @@ use crate::source::{discover, SystemRoot};
 use crate::{
     merge, Buffer, BufferKind, BufferRequest, Constraints, Error, Importer, Layout, MemorySource,
     Modifier, PendingBuffer, Plan, Result, SharedBuffer, SourceChoice, SourceKind,
-    SourceProperties, UnavailableSource,
+    SourceProperties, UnavailableSource, Usage,
 };
 
 /// Knows the memory sources of the system and turns requests into buffers.
@@ -125,6 +125,19 @@ impl Allocator {
                 });
             }
             return self.device_plan(request, importers, merged, i, reasons, "it cannot import foreign dma-bufs, so it allocates the buffer and every other device imports it".into());
+        }
+
+        // A buffer only one device uses, and the CPU does not map, comes from that device
+        // when it prefers so (GBM's model); heaps are for memory several parties share.
+        let cpu_mapped = request.usage.intersects(Usage::CPU_READ | Usage::CPU_WRITE);
+        if only.is_none() && c.prefers_own_memory && !cpu_mapped {
+            if let Some(&i) = merged.can_export.first() {
+                let why = "it is the only device using the buffer and the CPU does not map it, \
+                           so it allocates the buffer in its own memory, as GBM does (placed \
+                           where the device wants it, backed on first use, nothing to import)"
+                    .to_owned();
+                return self.device_plan(request, importers, merged, i, reasons, why);
+            }
         }
 
         // Memory sources give linear layouts only.

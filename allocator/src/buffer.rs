@@ -127,34 +127,50 @@ impl FenceAccess {
 /// Checks that `fd` is a dma-buf: its /proc/self/fd link names the dma-buf file system, or
 /// its /proc/self/fdinfo has the `exp_name:` line only dma-bufs print.
 pub fn check_dmabuf(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
-    let raw = fd.as_raw_fd();
-    let not = |reason: String| Error::NotDmabuf {
+    dmabuf_or_why_not(fd).map_err(|reason| Error::NotDmabuf {
         what: what.to_owned(),
         reason,
-    };
-    let stat = rustix::fs::fstat(fd).map_err(|e| not(format!("fstat failed: {e}")))?;
+    })
+}
+
+/// The device number of the dma-buf file system, learnt from the first dma-buf checked: every
+/// dma-buf is a file of that one pseudo file system, so later checks need only an fstat.
+static DMABUF_FS_DEV: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// `Ok` for a dma-buf, else why `fd` is not one.
+fn dmabuf_or_why_not(fd: BorrowedFd<'_>) -> std::result::Result<(), String> {
+    let raw = fd.as_raw_fd();
+    let stat = rustix::fs::fstat(fd).map_err(|e| format!("fstat failed: {e}"))?;
+    if DMABUF_FS_DEV.get() == Some(&stat.st_dev) {
+        return Ok(());
+    }
     let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
     if matches!(
         file_type,
         rustix::fs::FileType::Directory | rustix::fs::FileType::Socket | rustix::fs::FileType::Fifo
     ) {
-        return Err(not(format!("it is a {file_type:?}")));
+        return Err(format!("it is a {file_type:?}"));
     }
     let link = std::fs::read_link(format!("/proc/self/fd/{raw}"))
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
     if link.starts_with("/dmabuf:") || link.starts_with("anon_inode:dmabuf") {
+        // Only the pseudo file system's files are named so (an anon_inode is not: all anon
+        // inodes share one device).
+        if link.starts_with("/dmabuf:") {
+            let _ = DMABUF_FS_DEV.set(stat.st_dev);
+        }
         return Ok(());
     }
     let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}")).unwrap_or_default();
     if fdinfo.lines().any(|l| l.starts_with("exp_name:")) {
         return Ok(());
     }
-    Err(not(if link.is_empty() {
+    Err(if link.is_empty() {
         "it has no dma-buf exporter (no exp_name in fdinfo)".to_owned()
     } else {
         format!("it refers to {link}, not a dma-buf")
-    }))
+    })
 }
 
 impl Buffer {
@@ -171,10 +187,10 @@ impl Buffer {
         source: SourceChoice,
         keepalive: Option<Box<dyn Any + Send + Sync>>,
     ) -> Result<Buffer> {
-        check_dmabuf(
-            fd.as_fd(),
-            &format!("fd {} for {}", fd.as_raw_fd(), source.name),
-        )?;
+        dmabuf_or_why_not(fd.as_fd()).map_err(|reason| Error::NotDmabuf {
+            what: format!("fd {} for {}", fd.as_raw_fd(), source.name),
+            reason,
+        })?;
         Ok(Self::new_unchecked(fd, layout, source, keepalive))
     }
 

@@ -64,6 +64,11 @@ pub struct Constraints {
     pub can_import: bool,
     /// The device can allocate the buffer itself and export it as a dma-buf.
     pub can_export: bool,
+    /// When it is the only device using a buffer the CPU does not map, the device would rather
+    /// allocate the buffer itself (as GBM does) than import heap memory: it knows where its
+    /// memory is best placed (VRAM, a carve-out) and may back it on first use. In merged
+    /// constraints: true only when one device takes part and it prefers so.
+    pub prefers_own_memory: bool,
     /// The device needs protected memory.
     pub protected: bool,
     /// Per-plane requirements; empty means none beyond the format's minimum.
@@ -90,6 +95,7 @@ impl Default for Constraints {
             cache: CachePolicy::Any,
             can_import: true,
             can_export: false,
+            prefers_own_memory: false,
             protected: false,
             planes: Vec::new(),
         }

@@ -284,6 +284,7 @@ pub fn merge<'a>(
         }
 
         // Import/export.
+        c.prefers_own_memory = index == 0 && d.prefers_own_memory && d.can_export;
         if d.can_export {
             m.can_export.push(index);
         }
@@ -684,6 +685,7 @@ mod tests {
                     [flags.0 as usize],
                 can_import: flags.1,
                 can_export: flags.2,
+                prefers_own_memory: flags.2 && !flags.3,
                 protected: flags.3,
                 planes: planes
                     .into_iter()

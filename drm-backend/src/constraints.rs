@@ -5,6 +5,7 @@
 //! usages the request does not name still imports the buffer, so it contributes its import
 //! and memory constraints with linear layout.
 
+use cenalloc::format::FormatInfo;
 use cenalloc::{BufferKind, BufferRequest, ConstraintKind, Constraints, Modifier, Usage};
 
 use crate::probe::{fourcc_code_name, ImportTrial, PlaneKind, Probe};
@@ -125,6 +126,12 @@ pub fn derive(
                 ));
             }
             c.modifiers = modifiers;
+            // A buffer only this display uses comes best from the display itself, as GBM
+            // allocates it: a dumb buffer in the memory it scans out from.
+            c.prefers_own_memory = (scanout || cursor)
+                && c.can_export
+                && c.modifiers.contains(&Modifier::LINEAR)
+                && FormatInfo::of(fourcc).is_some_and(|i| i.planes.len() == 1);
             for (what, limit, value) in [
                 (ConstraintKind::MaxWidth, c.max_width, width),
                 (ConstraintKind::MaxHeight, c.max_height, height),
@@ -202,6 +209,13 @@ mod tests {
         assert_eq!(c.modifiers, vec![Modifier::LINEAR, Modifier(7)]);
         assert_eq!(c.max_width, Some(4096));
         assert!(c.can_import && c.can_export && !c.contiguous);
+        assert!(
+            c.prefers_own_memory,
+            "a display allocates its own scan-out buffers"
+        );
+        let render = BufferRequest::image(640, 480, Fourcc::Xrgb8888, Usage::RENDER);
+        let c = derive("d", &p, &ImportTrial::Accepted(String::new()), &render).unwrap();
+        assert!(!c.prefers_own_memory, "not a scan-out buffer");
     }
 
     #[test]

@@ -2,15 +2,17 @@
 //! primary nodes that must be the exporter (virtio-gpu without 3D refuses foreign dma-bufs),
 //! or a GBM buffer object (Mesa's libgbm) on render devices with a GBM driver.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 
 use cenalloc::format::FormatInfo;
 use cenalloc::{
     BufferKind, BufferRequest, ConstraintKind, Exported, Fourcc, Layout, MergedConstraints,
     Modifier, PlaneLayout, Usage,
 };
+use drm::buffer::Handle as GemHandle;
 use drm::control::Device as _;
 
+use crate::import::GemRef;
 use crate::probe::fourcc_code_name;
 use crate::{DrmDevice, DrmError, NodeKind};
 
@@ -38,8 +40,8 @@ fn image(dev: &DrmDevice, request: &BufferRequest) -> Result<(u32, u32, Fourcc),
 }
 
 /// Allocates a linear dumb buffer for `fourcc` (single-plane formats) and exports it. The
-/// kernel chooses the pitch and size; the GEM handle is closed at once (the dma-buf keeps
-/// the object alive).
+/// kernel chooses the pitch and size. The buffer keeps the dumb buffer's GEM handle as a
+/// counted reference of the device, so importing it back into this device reuses the handle.
 pub fn export_dumb(
     dev: &DrmDevice,
     width: u32,
@@ -47,34 +49,34 @@ pub fn export_dumb(
     fourcc: Fourcc,
 ) -> Result<Exported, DrmError> {
     let name = fourcc_code_name(fourcc as u32);
-    let unsupported = |what, detail: String| DrmError::Unsupported {
-        device: dev.name().to_owned(),
-        what,
-        detail,
-    };
     let info = FormatInfo::of(fourcc)
         .filter(|i| i.planes.len() == 1)
-        .ok_or_else(|| unsupported(ConstraintKind::Format, format!("no dumb buffer for {name}")))?;
+        .ok_or_else(|| DrmError::Unsupported {
+            device: dev.name().to_owned(),
+            what: ConstraintKind::Format,
+            detail: format!("no dumb buffer for {name}"),
+        })?;
     let plane = info.planes[0];
     let bpp =
         u32::try_from(plane.block_bytes * 8 / u64::from(plane.block_width.max(1))).unwrap_or(32);
-    let dumb = dev
-        .create_dumb_buffer((width, height), fourcc, bpp)
-        .map_err(|e| {
+    // drm-ffi rather than drm's create_dumb_buffer: the kernel's size is needed, which
+    // DumbBuffer keeps private.
+    let dumb =
+        drm_ffi::mode::dumbbuffer::create(dev.as_fd(), width, height, bpp, 0).map_err(|e| {
             DrmError::io(
                 dev.name(),
                 format!("CREATE_DUMB {width}x{height} {name}"),
                 e,
             )
         })?;
-    let pitch = u64::from(drm::buffer::Buffer::pitch(&dumb));
-    let handle = drm::buffer::Buffer::handle(&dumb);
-    let exported = dev.buffer_to_prime_fd(handle, PRIME_FLAGS);
-    if let Err(e) = dev.destroy_dumb_buffer(dumb) {
-        log::warn!("{}: DESTROY_DUMB: {e}", dev.name());
-    }
-    let fd = exported.map_err(|e| DrmError::io(dev.name(), "PRIME export of a dumb buffer", e))?;
-    let size = dmabuf_size(dev, &fd)?;
+    let handle = GemHandle::from(std::num::NonZeroU32::new(dumb.handle).ok_or_else(|| {
+        DrmError::io(dev.name(), "CREATE_DUMB", std::io::Error::other("handle 0"))
+    })?);
+    let gem = GemRef::adopt(&dev.shared, handle);
+    let fd = dev
+        .buffer_to_prime_fd(handle, PRIME_FLAGS)
+        .map_err(|e| DrmError::io(dev.name(), "PRIME export of a dumb buffer", e))?;
+    let pitch = u64::from(dumb.pitch);
     Ok(Exported {
         fd,
         layout: Layout {
@@ -87,9 +89,9 @@ pub fn export_dumb(
                 stride: pitch,
                 size: pitch * u64::from(height),
             }],
-            size,
+            size: dumb.size,
         },
-        keepalive: None,
+        keepalive: Some(Box::new(gem)),
     })
 }
 

@@ -19,12 +19,26 @@ use crate::probe::{fourcc_code_name, PlaneKind};
 use crate::{DrmDevice, DrmError};
 
 /// One counted reference to a GEM handle; the handle is closed when the last one drops.
-struct GemRef {
+pub(crate) struct GemRef {
     shared: Arc<Shared>,
     handle: GemHandle,
 }
 
 impl GemRef {
+    /// Counts a handle the device has just created (a buffer it allocated itself), so that
+    /// importing the exported dma-buf on the same fd shares it instead of closing it early.
+    pub(crate) fn adopt(shared: &Arc<Shared>, handle: GemHandle) -> GemRef {
+        let mut refs = shared
+            .gem_refs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        count_one_more(&mut refs, handle);
+        GemRef {
+            shared: shared.clone(),
+            handle,
+        }
+    }
+
     fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemRef, DrmError> {
         // Hold the map across the ioctl so a concurrent last drop cannot close the handle
         // PRIME is about to hand out again.
@@ -40,15 +54,20 @@ impl GemRef {
                 step: "PRIME fd to handle",
                 source,
             })?;
-        let raw = u32::from(handle);
-        match refs.iter_mut().find(|(h, _)| *h == raw) {
-            Some((_, n)) => *n += 1,
-            None => refs.push((raw, 1)),
-        }
+        count_one_more(&mut refs, handle);
         Ok(GemRef {
             shared: shared.clone(),
             handle,
         })
+    }
+}
+
+/// One more user of `handle` in the device's list.
+fn count_one_more(refs: &mut Vec<(u32, usize)>, handle: GemHandle) {
+    let raw = u32::from(handle);
+    match refs.iter_mut().find(|(h, _)| *h == raw) {
+        Some((_, n)) => *n += 1,
+        None => refs.push((raw, 1)),
     }
 }
 

@@ -47,6 +47,39 @@ fn pattern(x: u32, y: u32) -> u32 {
     0xff00_0000 | ((x * 7 + y * 3) & 0xff) << 16 | ((x ^ y) & 0xff) << 8 | ((x + 2 * y) & 0xff)
 }
 
+/// Writes `pattern` into every pixel of an XRGB8888 buffer through a CPU mapping.
+fn fill_with_pattern(buffer: &Buffer) {
+    let stride = buffer.layout().planes[0].stride as usize;
+    let width = buffer.layout().width as usize;
+    let mut map = buffer.map(CpuAccess::Write).unwrap();
+    for (y, row) in map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
+        for (x, px) in row[..width * 4].chunks_exact_mut(4).enumerate() {
+            px.copy_from_slice(&pattern(x as u32, y as u32).to_le_bytes());
+        }
+    }
+}
+
+/// How many pixels of an XRGB8888 buffer differ from `pattern` (the first few are printed).
+fn pixels_off_pattern(buffer: &Buffer) -> usize {
+    let layout = buffer.layout();
+    let stride = layout.planes[0].stride as usize;
+    let map = buffer.map(CpuAccess::Read).unwrap();
+    let mut bad = 0usize;
+    for y in 0..layout.height {
+        for x in 0..layout.width {
+            let at = y as usize * stride + x as usize * 4;
+            let got = u32::from_le_bytes(map.as_slice()[at..at + 4].try_into().unwrap());
+            if got != pattern(x, y) {
+                if bad < 5 {
+                    eprintln!("({x},{y}): got {got:#010x}, want {:#010x}", pattern(x, y));
+                }
+                bad += 1;
+            }
+        }
+    }
+    bad
+}
+
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn probe_vkms_vgem_virtio_gpu() {
@@ -248,16 +281,7 @@ fn pattern_presented_on_vkms_reads_back_bit_exact_through_writeback() {
     assert!(wb.sizes().contains(&(w, h)), "{:?}", wb.sizes());
     let stride = u64::from(w) * 4;
     let source = xrgb_buffer(w, h, stride, Modifier::LINEAR);
-    {
-        let mut map = source.map(CpuAccess::Write).unwrap();
-        for (i, px) in map.as_mut_slice().chunks_exact_mut(4).enumerate() {
-            let (x, y) = (
-                (i as u64 % (stride / 4)) as u32,
-                (i as u64 / (stride / 4)) as u32,
-            );
-            px.copy_from_slice(&pattern(x, y).to_le_bytes());
-        }
-    }
+    fill_with_pattern(&source);
     let target = xrgb_buffer(w, h, stride, Modifier::LINEAR);
     let src = vkms.import_buffer(&source).expect("import source");
     let dst = vkms.import_buffer(&target).expect("import target");
@@ -268,20 +292,7 @@ fn pattern_presented_on_vkms_reads_back_bit_exact_through_writeback() {
         Duration::from_secs(20),
     )
     .expect("writeback capture");
-    let map = target.map(CpuAccess::Read).unwrap();
-    let mut bad = 0usize;
-    for y in 0..h {
-        for x in 0..w {
-            let at = (y as usize * stride as usize) + x as usize * 4;
-            let got = u32::from_le_bytes(map.as_slice()[at..at + 4].try_into().unwrap());
-            if got != pattern(x, y) {
-                if bad < 5 {
-                    eprintln!("({x},{y}): got {got:#010x}, want {:#010x}", pattern(x, y));
-                }
-                bad += 1;
-            }
-        }
-    }
+    let bad = pixels_off_pattern(&target);
     assert_eq!(bad, 0, "{bad} pixels differ");
 }
 
@@ -427,21 +438,52 @@ fn vkms_presents_and_flips_through_the_atomic_helper() {
 
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
-fn vkms_scanout_alone_comes_from_the_system_heap() {
-    let vkms: Arc<dyn Importer> = Arc::new(card("vkms"));
+fn vkms_scanout_alone_is_a_buffer_vkms_allocates_and_scans_out_bit_exact() {
+    let vkms = card("vkms");
+    let wb = cenalloc_drm::writeback::Writeback::new(&vkms).expect("vkms writeback connector");
+    let display: Arc<dyn Importer> = Arc::new(vkms.clone());
+    let importers = [display];
     let allocator = cenalloc::Allocator::new();
-    let req = BufferRequest::image(320, 240, Fourcc::Xrgb8888, Usage::SCANOUT);
-    let importers = [vkms];
+    let (fds, fbs) = (open_fd_count(), dri_debugfs_framebuffers(&vkms));
+    let (w, h) = (640, 480);
+
+    // Nobody but vkms uses it and the CPU does not map it: vkms allocates it (GBM's model).
+    let req = BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT);
     let plan = allocator.plan(&req, &importers).expect("plan");
-    assert_eq!(plan.source.kind, SourceKind::Heap, "{:?}", plan.reasons);
-    assert_eq!(plan.source.name, "system", "{:?}", plan.reasons);
-    let shared = allocator
+    assert_eq!(plan.source.kind, SourceKind::Device, "{:?}", plan.reasons);
+    assert_eq!(plan.source.name, vkms.name(), "{:?}", plan.reasons);
+    let shown = allocator
         .realize_plan(plan, &importers)
-        .expect("allocate and import");
-    let imp = shared.imports()[0]
-        .downcast_ref::<DrmImport>()
-        .expect("a DRM import");
-    assert!(imp.framebuffer().is_some());
+        .expect("allocate on vkms and import");
+    // The import found the dumb buffer's own handle: one GEM handle for both.
+    assert_eq!(vkms.live_gem_handles(), 1);
+    assert!(shown.buffer().layout().planes[0].stride >= u64::from(w) * 4);
+
+    // A buffer the CPU maps comes from the system heap (pages mapped up front, cached).
+    let readable = BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::CPU_READ);
+    let target = allocator
+        .allocate_and_import(&readable, &importers)
+        .expect("writeback target");
+    assert_eq!(target.buffer().source().name, "system");
+    assert_eq!(target.plan().source.kind, SourceKind::Heap);
+
+    // What the display scans out of vkms's own buffer is what was written into it.
+    fill_with_pattern(shown.buffer());
+    let fb = |s: &cenalloc::SharedBuffer| {
+        s.imports()[0]
+            .downcast_ref::<DrmImport>()
+            .and_then(DrmImport::framebuffer)
+            .expect("a vkms framebuffer")
+    };
+    wb.capture(fb(&shown), fb(&target), (w, h), Duration::from_secs(20))
+        .expect("writeback capture");
+    let bad = pixels_off_pattern(target.buffer());
+    assert_eq!(bad, 0, "{bad} pixels differ");
+
+    drop((shown, target));
+    assert_eq!(vkms.live_gem_handles(), 0);
+    assert_eq!(dri_debugfs_framebuffers(&vkms), fbs);
+    assert_eq!(open_fd_count(), fds);
 }
 
 #[test]

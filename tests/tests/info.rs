@@ -83,7 +83,8 @@ fn inventory_lists_heaps_and_devices_with_their_roles() {
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn plan_json_names_source_layout_and_reasons() {
     let cases = [
-        (vec!["vkms:scanout"], "heap", "system"),
+        (vec!["vkms:scanout"], "device", "vkms"),
+        (vec!["vkms:scanout,cpu-write"], "heap", "system"),
         (vec!["vkms:scanout", "vivid-000:camera"], "heap", "reserved"),
         (vec!["vkms:scanout", "vivid-001:camera"], "heap", "system"),
         (

@@ -134,7 +134,8 @@ fn virtio_gpu_removed_mid_use_leaves_vkms_working_and_reports_itself_gone() {
         .filter_map(|i| i.downcast_ref::<DrmImport>())
         .find(|i| cenalloc::Imported::device(*i) == vkms.name())
         .expect("the vkms import");
-    let target_request = BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT);
+    let target_request =
+        BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::CPU_READ);
     let vkms_only: [Arc<dyn Importer>; 1] = [Arc::new(vkms.clone())];
     let target = Allocator::new()
         .allocate_and_import(&target_request, &vkms_only)

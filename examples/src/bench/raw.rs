@@ -1,7 +1,7 @@
 //! The floor: the ioctl sequence cenalloc makes, written out directly. A dma-buf heap
-//! allocation, PRIME_FD_TO_HANDLE + ADDFB2 on a KMS node (through drm-rs' thin ioctl
-//! wrappers), PRIME alone on a node without KMS, VIDIOC_TRY_FMT on a V4L2 queue; then
-//! RMFB, GEM_CLOSE and close.
+//! allocation (or a dumb buffer PRIME-exported by the display itself), PRIME_FD_TO_HANDLE +
+//! ADDFB2 on a KMS node (through drm-rs' thin ioctl wrappers), PRIME alone on a node without
+//! KMS, VIDIOC_TRY_FMT on a V4L2 queue; then RMFB, GEM_CLOSE and close.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -133,6 +133,22 @@ impl Card {
             }
         }
         Ok(import)
+    }
+
+    /// CREATE_DUMB of a `width`×`height` XRGB8888 buffer and PRIME_HANDLE_TO_FD (read-write):
+    /// the dma-buf and its pitch. The handle stays open: importing the dma-buf on this node
+    /// returns it, and [`Card::release`] closes it.
+    pub fn export_dumb(&self, width: u32, height: u32) -> std::io::Result<(OwnedFd, u32)> {
+        let dumb = self.create_dumb_buffer((width, height), DrmFourcc::Xrgb8888, 32)?;
+        let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
+        let handle = drm::buffer::Buffer::handle(&dumb);
+        match self.buffer_to_prime_fd(handle, flags.bits()) {
+            Ok(fd) => Ok((fd, drm::buffer::Buffer::pitch(&dumb))),
+            Err(e) => {
+                self.close_buffer(handle)?;
+                Err(e)
+            }
+        }
     }
 
     /// RMFB and GEM_CLOSE.
