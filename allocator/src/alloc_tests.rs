@@ -474,3 +474,35 @@ fn a_device_alone_allocates_its_own_buffer_unless_the_cpu_maps_it_or_others_shar
         .unwrap();
     assert_eq!(explicit.source.kind, SourceKind::Heap);
 }
+
+#[test]
+fn allocate_and_import_reuses_the_plan_of_stable_importers_only() {
+    let (a, system, ..) = system_allocator();
+    let request = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
+    let stable = MockImporter::stable("kms", Constraints::default());
+    let importers = [dynimp(&stable)];
+    let first = a.allocate_and_import(&request, &importers).unwrap();
+    let second = a.clone().allocate_and_import(&request, &importers).unwrap();
+    // Planned once, for both buffers (clones of the allocator share the plans).
+    assert_eq!(stable.queries(), 1);
+    assert!(std::ptr::eq(first.plan(), second.plan()));
+    assert_eq!(system.count(), 2);
+
+    // Another request, or another importer object (even with the same name), plans again.
+    let other = BufferRequest::image(64, 32, Fourcc::Xrgb8888, Usage::SCANOUT);
+    drop(a.allocate_and_import(&other, &importers).unwrap());
+    assert_eq!(stable.queries(), 2);
+    let twin = MockImporter::stable("kms", Constraints::default());
+    drop(a.allocate_and_import(&request, &[dynimp(&twin)]).unwrap());
+    assert_eq!(twin.queries(), 1);
+
+    // Constraints that may change are asked for every time.
+    let changing = MockImporter::new("v4l2", Constraints::default());
+    for _ in 0..2 {
+        drop(
+            a.allocate_and_import(&request, &[dynimp(&changing)])
+                .unwrap(),
+        );
+    }
+    assert_eq!(changing.queries(), 2);
+}

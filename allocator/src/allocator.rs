@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::plan::choose_source;
+use crate::plan_cache::PlanCache;
 use crate::source::{discover, SystemRoot};
 use crate::{
     merge, Buffer, BufferKind, BufferRequest, Constraints, Error, Importer, Layout, MemorySource,
@@ -16,6 +17,7 @@ use crate::{
 pub struct Allocator {
     sources: Vec<Arc<dyn MemorySource>>,
     unavailable: Vec<UnavailableSource>,
+    plans: Arc<PlanCache>,
 }
 
 impl Default for Allocator {
@@ -47,6 +49,7 @@ impl Allocator {
         Allocator {
             sources,
             unavailable,
+            plans: Arc::default(),
         }
     }
 
@@ -55,6 +58,7 @@ impl Allocator {
         Allocator {
             sources,
             unavailable: Vec::new(),
+            plans: Arc::default(),
         }
     }
 
@@ -252,7 +256,17 @@ impl Allocator {
     /// exporting device) and names it. `importers` must be the ones the plan was made for.
     pub fn allocate(&self, plan: &Plan, importers: &[Arc<dyn Importer>]) -> Result<Buffer> {
         let buffer = match plan.exporter {
-            Some(i) => self.export_from(plan, i, importers)?,
+            Some(i) => {
+                let exported = self.export_from(plan, i, importers)?;
+                let mut buffer = Buffer::with_keepalive(
+                    exported.fd,
+                    exported.layout,
+                    plan.source.clone(),
+                    exported.keepalive,
+                )?;
+                buffer.set_source_properties(plan.source_properties.clone());
+                buffer
+            }
             None => {
                 let fd = self.allocate_fd(plan)?;
                 let mut buffer =
@@ -272,7 +286,15 @@ impl Allocator {
         importers: &[Arc<dyn Importer>],
     ) -> Result<Buffer> {
         let buffer = match plan.exporter {
-            Some(i) => self.export_from(plan, i, importers)?,
+            Some(i) => {
+                let exported = self.export_from(plan, i, importers)?;
+                Buffer::exported(
+                    exported.fd,
+                    exported.layout,
+                    plan.clone(),
+                    exported.keepalive,
+                )?
+            }
             None => Buffer::planned(self.allocate_fd(plan)?, plan.clone()),
         };
         Ok(named(buffer, plan))
@@ -298,7 +320,7 @@ impl Allocator {
         plan: &Plan,
         i: usize,
         importers: &[Arc<dyn Importer>],
-    ) -> Result<Buffer> {
+    ) -> Result<crate::Exported> {
         let exporter = importers.get(i).ok_or_else(|| {
             Error::InvalidRequest(format!(
                 "the plan's exporter #{i} is not among the {} importers given",
@@ -330,24 +352,23 @@ impl Allocator {
                 kind,
                 reason: format!("its exported layout does not suit every device: {reason}"),
             })?;
-        let mut buffer = Buffer::with_keepalive(
-            exported.fd,
-            exported.layout,
-            plan.source.clone(),
-            exported.keepalive,
-        )?;
-        buffer.set_source_properties(plan.source_properties.clone());
-        Ok(buffer)
+        Ok(exported)
     }
 
     /// Plans, allocates once and imports the buffer into every importer. If any import fails,
     /// the imports already made are released and the error names the device.
+    ///
+    /// The plan of an identical request for the same importer objects is reused when every
+    /// importer's constraints are stable ([`Importer::constraints_are_stable`]).
     pub fn allocate_and_import(
         &self,
         request: &BufferRequest,
         importers: &[Arc<dyn Importer>],
     ) -> Result<SharedBuffer> {
-        let plan = self.plan(request, importers)?;
+        let plan = match self.plans.get(request, importers) {
+            Some(plan) => plan,
+            None => self.plans.keep(self.plan(request, importers)?, importers),
+        };
         self.realize_plan(plan, importers)
     }
 
@@ -360,7 +381,7 @@ impl Allocator {
         let plan = plan.into();
         let buffer = self.allocate_planned(&plan, importers)?;
         let imports = crate::shared::import_all(&buffer, importers)?;
-        Ok(SharedBuffer::new(buffer, imports, importers.to_vec(), plan))
+        Ok(SharedBuffer::new(buffer, imports, importers, plan))
     }
 }
 

@@ -22,7 +22,8 @@ struct Inner {
 }
 
 /// Layout and origin of a buffer: its own, or those of the plan it was allocated from
-/// (shared, so buffers of one plan cost no copies of it).
+/// (shared, so buffers of one plan cost no copies of it), or the layout the exporting device
+/// chose with the plan's origin.
 enum Description {
     Own {
         layout: Layout,
@@ -30,12 +31,16 @@ enum Description {
         properties: Option<SourceProperties>,
     },
     Planned(Arc<Plan>),
+    Exported {
+        layout: Layout,
+        plan: Arc<Plan>,
+    },
 }
 
 impl Inner {
     fn layout(&self) -> &Layout {
         match &self.description {
-            Description::Own { layout, .. } => layout,
+            Description::Own { layout, .. } | Description::Exported { layout, .. } => layout,
             Description::Planned(plan) => &plan.layout,
         }
     }
@@ -43,14 +48,16 @@ impl Inner {
     fn source(&self) -> &SourceChoice {
         match &self.description {
             Description::Own { source, .. } => source,
-            Description::Planned(plan) => &plan.source,
+            Description::Planned(plan) | Description::Exported { plan, .. } => &plan.source,
         }
     }
 
     fn properties(&self) -> Option<&SourceProperties> {
         match &self.description {
             Description::Own { properties, .. } => properties.as_ref(),
-            Description::Planned(plan) => Some(&plan.source_properties),
+            Description::Planned(plan) | Description::Exported { plan, .. } => {
+                Some(&plan.source_properties)
+            }
         }
     }
 }
@@ -224,6 +231,27 @@ impl Buffer {
                 _keepalive: None,
             }),
         }
+    }
+
+    /// Wraps a dma-buf the exporting device of `plan` allocated in `layout`; its origin is
+    /// the plan's. Fails if the fd is not a dma-buf.
+    pub(crate) fn exported(
+        fd: OwnedFd,
+        layout: Layout,
+        plan: Arc<Plan>,
+        keepalive: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Result<Buffer> {
+        dmabuf_or_why_not(fd.as_fd()).map_err(|reason| Error::NotDmabuf {
+            what: format!("fd {} for {}", fd.as_raw_fd(), plan.source.name),
+            reason,
+        })?;
+        Ok(Buffer {
+            inner: Arc::new(Inner {
+                fd,
+                description: Description::Exported { layout, plan },
+                _keepalive: keepalive,
+            }),
+        })
     }
 
     /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).

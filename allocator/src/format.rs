@@ -407,7 +407,7 @@ pub(crate) fn check_layout(
         let end = pl
             .offset
             .checked_add(pl.size)
-            .ok_or((K::Plane, format!("plane {p} end overflows")))?;
+            .ok_or_else(|| (K::Plane, format!("plane {p} end overflows")))?;
         if end > layout.size || pl.offset < prev_end {
             return Err((
                 K::Plane,
@@ -482,7 +482,7 @@ pub(crate) fn check_layout(
             }
             let rows = padded_height
                 .map(|h| g.rows(h))
-                .ok_or((K::Plane, "padded height overflows".to_owned()))?;
+                .ok_or_else(|| (K::Plane, "padded height overflows".to_owned()))?;
             if pl
                 .stride
                 .checked_mul(rows)

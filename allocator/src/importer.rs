@@ -16,6 +16,13 @@ pub trait Importer: Send + Sync + Debug {
     /// request at all returns [`Error::Unsupported`].
     fn constraints(&self, request: &BufferRequest) -> Result<Constraints>;
 
+    /// The device's answer to [`Importer::constraints`] for a given request never changes
+    /// over this object's life (it comes from a one-time probe, not from device state that
+    /// can change), so plans made for it may be reused. Defaults to `false`.
+    fn constraints_are_stable(&self) -> bool {
+        false
+    }
+
     /// Imports `buffer` into the device. The returned handle keeps the device's reference (GEM
     /// handle, framebuffer, V4L2 plane) and releases it on drop; it also keeps `buffer` alive.
     fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>>;

@@ -28,6 +28,7 @@ pub mod merge;
 pub mod modifier;
 pub mod pending;
 pub mod plan;
+mod plan_cache;
 pub mod pool;
 pub mod request;
 pub mod shared;

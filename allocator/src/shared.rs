@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use crate::{
     merge, Allocator, Buffer, CachePolicy, ConstraintKind, CpuAccess, Error, Imported, Importer,
     Plan, Result,
@@ -11,19 +13,21 @@ use crate::{
 /// was allocated from. Dropping it releases every import, then the buffer.
 #[derive(Debug)]
 pub struct SharedBuffer {
-    imports: Vec<Box<dyn Imported>>,
-    importers: Vec<Arc<dyn Importer>>,
+    imports: Imports,
+    importers: Importers,
     buffer: Buffer,
     plan: Arc<Plan>,
 }
 
+/// Kept inline up to this many devices (a display, a GPU, a camera): no allocation per buffer.
+const INLINE_DEVICES: usize = 3;
+pub(crate) type Imports = SmallVec<[Box<dyn Imported>; INLINE_DEVICES]>;
+type Importers = SmallVec<[Arc<dyn Importer>; INLINE_DEVICES]>;
+
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
 /// far and returns an error naming the device.
-pub(crate) fn import_all(
-    buffer: &Buffer,
-    importers: &[Arc<dyn Importer>],
-) -> Result<Vec<Box<dyn Imported>>> {
-    let mut imports = Vec::with_capacity(importers.len());
+pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Result<Imports> {
+    let mut imports = Imports::with_capacity(importers.len());
     for imp in importers {
         match imp.import(buffer) {
             Ok(i) => imports.push(i),
@@ -56,13 +60,13 @@ fn name_device(device: &str, e: Error) -> Error {
 impl SharedBuffer {
     pub(crate) fn new(
         buffer: Buffer,
-        imports: Vec<Box<dyn Imported>>,
-        importers: Vec<Arc<dyn Importer>>,
+        imports: Imports,
+        importers: &[Arc<dyn Importer>],
         plan: Arc<Plan>,
     ) -> Self {
         SharedBuffer {
             imports,
-            importers,
+            importers: importers.iter().cloned().collect(),
             buffer,
             plan,
         }
@@ -98,7 +102,11 @@ impl SharedBuffer {
 
     /// Splits into the buffer, the imports and the plan.
     pub fn into_parts(self) -> (Buffer, Vec<Box<dyn Imported>>, Plan) {
-        (self.buffer, self.imports, Arc::unwrap_or_clone(self.plan))
+        (
+            self.buffer,
+            self.imports.into_vec(),
+            Arc::unwrap_or_clone(self.plan),
+        )
     }
 
     /// Adds a device after allocation. Succeeds only if the existing buffer satisfies the

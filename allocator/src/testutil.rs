@@ -75,6 +75,10 @@ pub(crate) struct MockImporter {
     pub constraints: Constraints,
     pub fail_import: bool,
     pub live: Arc<AtomicUsize>,
+    /// Declares its constraints stable.
+    pub stable: bool,
+    /// Calls of `constraints`.
+    pub queries: AtomicUsize,
     /// When set, the device exports a memfd with this layout.
     pub export_layout: Option<crate::Layout>,
 }
@@ -108,6 +112,8 @@ impl MockImporter {
             constraints,
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
+            stable: false,
+            queries: AtomicUsize::new(0),
             export_layout: None,
         })
     }
@@ -121,6 +127,8 @@ impl MockImporter {
             constraints,
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
+            stable: false,
+            queries: AtomicUsize::new(0),
             export_layout: Some(layout),
         })
     }
@@ -130,11 +138,29 @@ impl MockImporter {
             constraints: Constraints::default(),
             fail_import: true,
             live: Arc::new(AtomicUsize::new(0)),
+            stable: false,
+            queries: AtomicUsize::new(0),
             export_layout: None,
         })
     }
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
+    }
+    /// A mock whose constraints are declared stable (plans for it may be reused).
+    pub fn stable(name: &str, constraints: Constraints) -> Arc<MockImporter> {
+        Arc::new(MockImporter {
+            name: name.into(),
+            constraints,
+            fail_import: false,
+            live: Arc::new(AtomicUsize::new(0)),
+            stable: true,
+            queries: AtomicUsize::new(0),
+            export_layout: None,
+        })
+    }
+    /// How often its constraints were asked for.
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::SeqCst)
     }
 }
 
@@ -143,7 +169,11 @@ impl Importer for MockImporter {
         &self.name
     }
     fn constraints(&self, _request: &BufferRequest) -> Result<Constraints> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
         Ok(self.constraints.clone())
+    }
+    fn constraints_are_stable(&self) -> bool {
+        self.stable
     }
     fn export(
         &self,

@@ -78,14 +78,14 @@ pub fn derive(
             fourcc,
         } => {
             let code = fourcc as u32;
-            let name = fourcc_code_name(code);
+            let name = || fourcc_code_name(code);
             let mut modifiers: Option<Vec<Modifier>> = None;
             if scanout {
                 let m = probe.modifiers_for(code, &[PlaneKind::Primary, PlaneKind::Overlay]);
                 if m.is_empty() {
                     return Err(unsupported(
                         ConstraintKind::Format,
-                        format!("no primary or overlay plane scans out {name}"),
+                        format!("no primary or overlay plane scans out {}", name()),
                     ));
                 }
                 modifiers = Some(m);
@@ -99,7 +99,7 @@ pub fn derive(
                 if m.is_empty() {
                     return Err(unsupported(
                         ConstraintKind::Format,
-                        format!("the cursor plane does not take {name}"),
+                        format!("the cursor plane does not take {}", name()),
                     ));
                 }
                 modifiers = Some(match modifiers {
@@ -122,7 +122,10 @@ pub fn derive(
             if modifiers.is_empty() {
                 return Err(unsupported(
                     ConstraintKind::Modifier,
-                    format!("no modifier for {name} fits both scanout and cursor (or LINEAR)"),
+                    format!(
+                        "no modifier for {} fits both scanout and cursor (or LINEAR)",
+                        name()
+                    ),
                 ));
             }
             c.modifiers = modifiers;

@@ -48,13 +48,13 @@ pub fn export_dumb(
     height: u32,
     fourcc: Fourcc,
 ) -> Result<Exported, DrmError> {
-    let name = fourcc_code_name(fourcc as u32);
+    let name = || fourcc_code_name(fourcc as u32);
     let info = FormatInfo::of(fourcc)
         .filter(|i| i.planes.len() == 1)
         .ok_or_else(|| DrmError::Unsupported {
             device: dev.name().to_owned(),
             what: ConstraintKind::Format,
-            detail: format!("no dumb buffer for {name}"),
+            detail: format!("no dumb buffer for {}", name()),
         })?;
     let plane = info.planes[0];
     let bpp =
@@ -65,7 +65,7 @@ pub fn export_dumb(
         drm_ffi::mode::dumbbuffer::create(dev.as_fd(), width, height, bpp, 0).map_err(|e| {
             DrmError::io(
                 dev.name(),
-                format!("CREATE_DUMB {width}x{height} {name}"),
+                format!("CREATE_DUMB {width}x{height} {}", name()),
                 e,
             )
         })?;
@@ -209,18 +209,7 @@ pub fn export(
     request: &BufferRequest,
     merged: &MergedConstraints,
 ) -> Result<Exported, DrmError> {
-    let (width, height, fourcc) = image(dev, request)?;
-    let probe = dev.probe();
-    let modifiers = &merged.constraints.modifiers;
-    let dumb_ok = probe.node == NodeKind::Card
-        && probe.caps.dumb_buffer
-        && probe.caps.prime_export
-        && (modifiers.is_empty() || modifiers.contains(&Modifier::LINEAR));
-    let exported = if dumb_ok {
-        export_dumb(dev, width, height, fourcc)?
-    } else {
-        export_gbm(dev, width, height, fourcc, modifiers, request.usage)?
-    };
+    let exported = export_unchecked(dev, request, merged)?;
     if let Err((what, why)) = exported.layout.check(&merged.constraints) {
         return Err(DrmError::Unsupported {
             device: dev.name().to_owned(),
@@ -229,4 +218,25 @@ pub fn export(
         });
     }
     Ok(exported)
+}
+
+/// [`export`] without the final check, for the allocator, which checks every exporter's
+/// layout against the merged constraints itself.
+pub(crate) fn export_unchecked(
+    dev: &DrmDevice,
+    request: &BufferRequest,
+    merged: &MergedConstraints,
+) -> Result<Exported, DrmError> {
+    let (width, height, fourcc) = image(dev, request)?;
+    let probe = dev.probe();
+    let modifiers = &merged.constraints.modifiers;
+    let dumb_ok = probe.node == NodeKind::Card
+        && probe.caps.dumb_buffer
+        && probe.caps.prime_export
+        && (modifiers.is_empty() || modifiers.contains(&Modifier::LINEAR));
+    if dumb_ok {
+        export_dumb(dev, width, height, fourcc)
+    } else {
+        export_gbm(dev, width, height, fourcc, modifiers, request.usage)
+    }
 }

@@ -342,6 +342,11 @@ impl Importer for DrmDevice {
             .map_err(Into::into)
     }
 
+    /// Constraints come from the probe and the trial import, both made once per device.
+    fn constraints_are_stable(&self) -> bool {
+        true
+    }
+
     fn import(&self, buffer: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
         Ok(Box::new(self.import_buffer(buffer)?))
     }
@@ -351,6 +356,7 @@ impl Importer for DrmDevice {
         request: &cenalloc::BufferRequest,
         merged: &cenalloc::MergedConstraints,
     ) -> cenalloc::Result<cenalloc::Exported> {
-        crate::export::export(self, request, merged).map_err(Into::into)
+        // The allocator checks the exported layout against the merged constraints.
+        crate::export::export_unchecked(self, request, merged).map_err(Into::into)
     }
 }

@@ -2,7 +2,7 @@
 //! in one guest boot and puts their tables and JSON in `target/bench/` (`bench.txt`,
 //! `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`).
 //!
-//! Options: `--quick` (fewer, shorter batches; one short pipeline run), `--only GROUP` (vkms,
+//! Options: `--quick` (fewer, shorter batches; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
 //! pipeline-bench alone), `--timeout S` (guest).
 

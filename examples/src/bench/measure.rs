@@ -1,11 +1,15 @@
-//! Timing: interleaved batches, medians, and ratios measured in the same run.
+//! Timing: interleaved rounds, medians, and ratios measured in the same run.
+//!
+//! The guest runs under TCG on a shared 2-core host whose speed drifts by tens of percent
+//! within seconds. Every round therefore runs each variant back to back (in a rotating
+//! order), and ratios are medians of the per-round ratios: drift slower than a round cancels.
 
 use std::time::{Duration, Instant};
 
 /// How long and how often to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct Budget {
-    /// Batches per variant; the median over batches is reported.
+    /// Rounds (batches per variant); the median over batches is reported.
     pub batches: usize,
     /// A batch repeats its operation until it has run at least this long.
     pub batch_time: Duration,
@@ -26,6 +30,25 @@ pub struct Timing {
     pub batches: usize,
     /// Operations per batch (chosen per variant to fill the batch time).
     pub iterations: usize,
+    /// Mean time per operation of each batch, in round order (µs); batches of the same round
+    /// of one comparison ran back to back.
+    #[serde(skip)]
+    pub per_round_us: Vec<f64>,
+}
+
+/// The median over rounds of `this`'s batch time divided by `that`'s in the same round, when
+/// both come from one comparison; `None` otherwise.
+pub fn paired_ratio(this: &Timing, that: &Timing) -> Option<f64> {
+    if this.per_round_us.is_empty() || this.per_round_us.len() != that.per_round_us.len() {
+        return None;
+    }
+    let mut ratios: Vec<f64> = this
+        .per_round_us
+        .iter()
+        .zip(&that.per_round_us)
+        .map(|(a, b)| a / b)
+        .collect();
+    Some(median(&mut ratios))
 }
 
 /// An operation to time; returns an error to abort the comparison.
@@ -44,7 +67,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Times every variant in `ops` in interleaved batches (A, B, C, A, B, C, ...) so drift of
+/// Times every variant in `ops` in interleaved rounds (A B C, B C A, C A B, ...) so drift of
 /// the machine affects them alike. Each variant first runs until it has taken at least a
 /// tenth of a batch (warming caches), which sets its own repetitions per batch.
 pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String> {
@@ -61,27 +84,34 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
         iterations.push(wanted.clamp(1, budget.max_iterations));
     }
     let mut samples = vec![Vec::with_capacity(budget.batches); ops.len()];
-    for _ in 0..budget.batches {
-        for (i, op) in ops.iter_mut().enumerate() {
+    let n = ops.len();
+    let mut round_us = vec![0.0; n];
+    for round in 0..budget.batches {
+        for k in 0..n {
+            let i = (round + k) % n;
             let t = Instant::now();
             for _ in 0..iterations[i] {
-                op()?;
+                ops[i]()?;
             }
-            samples[i].push(t.elapsed().as_secs_f64() * 1e6 / iterations[i] as f64);
+            round_us[i] = t.elapsed().as_secs_f64() * 1e6 / iterations[i] as f64;
+        }
+        for (s, us) in samples.iter_mut().zip(&round_us) {
+            s.push(*us);
         }
     }
     Ok(samples
         .into_iter()
         .zip(iterations)
-        .map(|(mut s, iterations)| {
+        .map(|(s, iterations)| {
             let min = s.iter().copied().fold(f64::INFINITY, f64::min);
             let max = s.iter().copied().fold(0.0, f64::max);
             Timing {
-                median_us: median(&mut s),
+                median_us: median(&mut s.clone()),
                 min_us: min,
                 max_us: max,
                 batches: budget.batches,
                 iterations,
+                per_round_us: s,
             }
         })
         .collect())
@@ -135,6 +165,7 @@ pub fn median_of(mut samples_us: Vec<f64>) -> Timing {
         max_us: max,
         batches: n,
         iterations: 1,
+        per_round_us: Vec::new(),
     }
 }
 
@@ -179,5 +210,25 @@ mod tests {
         // Calibration runs, then 3 batches of each variant's own repetitions.
         assert!(a > 3 * t[0].iterations, "{a} {t:?}");
         assert!(b > 3 * t[1].iterations, "{b} {t:?}");
+        assert_eq!(t[0].per_round_us.len(), 3);
+        assert!(paired_ratio(&t[0], &t[1]).is_some());
+        assert!(paired_ratio(&t[0], &median_of(vec![1.0])).is_none());
+    }
+
+    #[test]
+    fn paired_ratios_cancel_drift() {
+        // The machine slows down 10x half way; the variant is always 1.1x its reference.
+        let reference: Vec<f64> = (0..9).map(|r| if r < 5 { 10.0 } else { 100.0 }).collect();
+        let timing = |per_round_us: Vec<f64>| Timing {
+            median_us: 0.0,
+            min_us: 0.0,
+            max_us: 0.0,
+            batches: 9,
+            iterations: 1,
+            per_round_us,
+        };
+        let this = timing(reference.iter().map(|r| r * 1.1).collect());
+        let ratio = paired_ratio(&this, &timing(reference)).unwrap();
+        assert!((ratio - 1.1).abs() < 1e-9, "{ratio}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::measure::Timing;
+use super::measure::{paired_ratio, Timing};
 
 /// One measured variant of one case.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -15,17 +15,20 @@ pub struct Row {
     pub variant: String,
     /// The timing.
     pub timing: Timing,
-    /// The variant this row is compared with, and the ratio of the medians (this / that).
+    /// The variant this row is compared with, and the ratio (this / that).
     pub ratio: Option<Ratio>,
 }
 
-/// A ratio of medians and the target it is held to.
+/// A ratio and the target it is held to.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Ratio {
     /// The reference variant.
     pub versus: String,
-    /// median(this) / median(versus).
+    /// this / versus: the median of the per-round ratios when both were timed in the same
+    /// rounds, else median(this) / median(versus).
     pub value: f64,
+    /// How `value` was obtained: `paired rounds` or `medians`.
+    pub method: &'static str,
     /// The goal, e.g. `<= 1.05`.
     pub target: Option<String>,
     /// Whether the goal is met.
@@ -42,9 +45,12 @@ pub enum Target {
 }
 
 impl Ratio {
-    /// median(`this`) / median(`versus`), held to `target`.
+    /// `this` / `versus` (paired by round when possible), held to `target`.
     pub fn new(this: &Timing, versus_name: &str, versus: &Timing, target: Option<Target>) -> Self {
-        let value = this.median_us / versus.median_us;
+        let (value, method) = match paired_ratio(this, versus) {
+            Some(r) => (r, "paired rounds"),
+            None => (this.median_us / versus.median_us, "medians"),
+        };
         let (target, met) = match target {
             Some(Target::AtMost(t)) => (Some(format!("<= {t}")), Some(value <= t)),
             Some(Target::AtLeast(t)) => (Some(format!(">= {t}")), Some(value >= t)),
@@ -53,6 +59,7 @@ impl Ratio {
         Ratio {
             versus: versus_name.to_owned(),
             value,
+            method,
             target,
             met,
         }
