@@ -2,14 +2,16 @@
 //! measured side by side in one run. Meant for the guest (`cargo xtask bench`), where the
 //! devices are: vkms, vgem, vivid-001, the system heap.
 //!
-//! Groups: allocate + export + import into vkms (4 KiB to 32 MiB) and into vivid-001, cenalloc
-//! against the raw ioctl sequence; a vkms scanout buffer against libgbm; probing every device
-//! (cold, in fresh processes, and cached); a pool hit against a fresh 8 MiB allocation; cost
-//! against the number of importers (1 to 6). Every figure is the median over batches; ratios
-//! compare variants measured interleaved in the same run.
+//! Groups: allocate + export + import into vkms (4 KiB to 32 MiB; display-only buffers, which
+//! vkms allocates itself, and CPU-written ones from the system heap) and into vivid-001,
+//! cenalloc against the same raw ioctl sequence; a vkms scanout buffer against libgbm; probing
+//! every device (cold, in fresh processes, and cached); a pool hit against a fresh 8 MiB
+//! allocation; cost against the number of importers (1 to 6). Every figure is the median over
+//! rounds; ratios are medians of per-round ratios of variants run back to back (see
+//! `bench::measure`).
 //!
-//! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP]`; writes `DIR/bench.json` and
-//! `DIR/bench.txt` (default DIR: `target/bench`).
+//! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]]`; writes
+//! `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
