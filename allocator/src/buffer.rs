@@ -140,6 +140,14 @@ pub fn check_dmabuf(fd: BorrowedFd<'_>, what: &str) -> Result<()> {
     })
 }
 
+/// [`check_dmabuf`] for an fd `source` handed over, naming both only on failure.
+fn ensure_dmabuf(fd: &OwnedFd, source: &str) -> Result<()> {
+    dmabuf_or_why_not(fd.as_fd()).map_err(|reason| Error::NotDmabuf {
+        what: format!("fd {} for {source}", fd.as_raw_fd()),
+        reason,
+    })
+}
+
 /// The device number of the dma-buf file system, learnt from the first dma-buf checked: every
 /// dma-buf is a file of that one pseudo file system, so later checks need only an fstat.
 static DMABUF_FS_DEV: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -194,10 +202,7 @@ impl Buffer {
         source: SourceChoice,
         keepalive: Option<Box<dyn Any + Send + Sync>>,
     ) -> Result<Buffer> {
-        dmabuf_or_why_not(fd.as_fd()).map_err(|reason| Error::NotDmabuf {
-            what: format!("fd {} for {}", fd.as_raw_fd(), source.name),
-            reason,
-        })?;
+        ensure_dmabuf(&fd, &source.name)?;
         Ok(Self::new_unchecked(fd, layout, source, keepalive))
     }
 
@@ -241,10 +246,7 @@ impl Buffer {
         plan: Arc<Plan>,
         keepalive: Option<Box<dyn Any + Send + Sync>>,
     ) -> Result<Buffer> {
-        dmabuf_or_why_not(fd.as_fd()).map_err(|reason| Error::NotDmabuf {
-            what: format!("fd {} for {}", fd.as_raw_fd(), plan.source.name),
-            reason,
-        })?;
+        ensure_dmabuf(&fd, &plan.source.name)?;
         Ok(Buffer {
             inner: Arc::new(Inner {
                 fd,
