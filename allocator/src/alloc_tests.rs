@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::source::heap::heap_properties;
 use crate::source::heap::HeapClass;
 use crate::testutil::{dynimp, MockImporter, MockSource};
 use crate::{
@@ -505,4 +506,64 @@ fn allocate_and_import_reuses_the_plan_of_stable_importers_only() {
         );
     }
     assert_eq!(changing.queries(), 2);
+}
+
+#[test]
+fn a_dma_address_limit_rules_out_memory_that_may_lie_above_it() {
+    // RAM reaches 25 GiB; the CMA area lies at 1 GiB..1.125 GiB; where the carve-out lies is
+    // unknown.
+    let placed = |name: &str, class, top: Option<u64>| {
+        let mut props = heap_properties(class, Some(64 << 20));
+        props.max_address = top;
+        Arc::new(MockSource {
+            name: name.into(),
+            kind: SourceKind::Heap,
+            props,
+            allocations: Default::default(),
+        })
+    };
+    let system = placed("system", HeapClass::System, Some((25 << 30) - 1));
+    let cma = placed("reserved", HeapClass::Cma, Some((9 << 27) - 1));
+    let a = Allocator::from_sources(vec![system.clone(), cma.clone()]);
+    let dma32 = MockImporter::new(
+        "isp",
+        Constraints {
+            dma_addr_limit: Some(u32::MAX.into()),
+            ..Default::default()
+        },
+    );
+    let plan = a.plan(&nv12(), &[dynimp(&dma32)]).unwrap();
+    assert_eq!(plan.source.name, "reserved", "{:#?}", plan.reasons);
+    assert!(
+        plan.reasons
+            .iter()
+            .any(|r| r.contains("system") && r.contains("0xffffffff") && r.contains("isp")),
+        "{:#?}",
+        plan.reasons
+    );
+
+    // A 40-bit device reaches all of RAM: the system heap.
+    let wide = MockImporter::new(
+        "gpu",
+        Constraints {
+            dma_addr_limit: Some((1 << 40) - 1),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        a.plan(&nv12(), &[dynimp(&wide)]).unwrap().source.name,
+        "system"
+    );
+
+    // Below every source's top: no source, and the error says why for each.
+    let dma24 = MockImporter::new(
+        "old-dma",
+        Constraints {
+            dma_addr_limit: Some((1 << 24) - 1),
+            ..Default::default()
+        },
+    );
+    let e = a.plan(&nv12(), &[dynimp(&dma24)]).unwrap_err();
+    assert!(matches!(e, Error::NoSource { .. }), "{e}");
+    assert!(e.to_string().contains("old-dma"), "{e}");
 }

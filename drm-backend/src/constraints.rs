@@ -49,10 +49,12 @@ pub fn derive(
         pitch_align: quirk.map_or(1, |q| q.pitch_align),
         can_import: can_import(probe, trial),
         can_export: can_export(probe),
+        // Behind an IOMMU the DMA mask limits the I/O virtual addresses the IOMMU hands
+        // out, not where the pages lie.
         dma_addr_limit: probe
             .sysfs
             .dma_mask_bits
-            .filter(|b| *b < 64)
+            .filter(|b| *b < 64 && !probe.sysfs.iommu)
             .map(|b| (1u64 << b) - 1),
         ..Constraints::default()
     };
@@ -219,6 +221,22 @@ mod tests {
         let render = BufferRequest::image(640, 480, Fourcc::Xrgb8888, Usage::RENDER);
         let c = derive("d", &p, &ImportTrial::Accepted(String::new()), &render).unwrap();
         assert!(!c.prefers_own_memory, "not a scan-out buffer");
+    }
+
+    #[test]
+    fn a_narrow_dma_mask_limits_addresses_only_without_iommu() {
+        let mut p = display("pl111");
+        p.sysfs.dma_mask_bits = Some(32);
+        let req = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
+        let c = derive("d", &p, &ImportTrial::NotRun(String::new()), &req).unwrap();
+        assert_eq!(c.dma_addr_limit, Some(0xffff_ffff));
+        p.sysfs.iommu = true;
+        let c = derive("d", &p, &ImportTrial::NotRun(String::new()), &req).unwrap();
+        assert_eq!(c.dma_addr_limit, None);
+        p.sysfs.dma_mask_bits = Some(64);
+        p.sysfs.iommu = false;
+        let c = derive("d", &p, &ImportTrial::NotRun(String::new()), &req).unwrap();
+        assert_eq!(c.dma_addr_limit, None);
     }
 
     #[test]

@@ -119,6 +119,51 @@ fn heaps_are_discovered_and_classified() {
 
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn sources_say_up_to_where_their_pages_may_lie() {
+    let a = allocator();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("MemTotal in /proc/meminfo");
+    // System memory may lie anywhere in RAM: up to the top of the highest zone.
+    let top = a.source("system").unwrap().properties().max_address;
+    let top = top.expect("the system heap knows the top of RAM (/proc/zoneinfo)");
+    assert!(
+        top + 1 >= total * 1024 && top < 1 << 40,
+        "RAM top {top:#x}, MemTotal {total} KiB"
+    );
+    assert_eq!(
+        a.source("udmabuf").unwrap().properties().max_address,
+        Some(top)
+    );
+    // The CMA area's place is known only through CONFIG_CMA_DEBUGFS.
+    let cma = a.source("reserved").unwrap().properties().max_address;
+    if std::path::Path::new("/sys/kernel/debug/cma/reserved").exists() {
+        assert!(
+            cma.is_some_and(|c| c <= top),
+            "CMA top {cma:?}, RAM top {top:#x}"
+        );
+    } else {
+        assert_eq!(cma, None, "no debugfs cma/reserved, yet a CMA top");
+    }
+    // A device reaching less than all of RAM cannot get system memory.
+    let narrow = device(
+        "dma-limited",
+        Constraints {
+            dma_addr_limit: Some(top / 2),
+            ..Constraints::default()
+        },
+    );
+    let request = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
+    let plan = a.plan_with_source(&request, &[narrow], "system");
+    let err = plan.expect_err("system memory above the limit was accepted");
+    assert!(err.to_string().contains("dma-limited"), "{err}");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn system_heap_allocates_maps_and_names() {
     let a = allocator();
     let req = BufferRequest::image(

@@ -130,8 +130,14 @@ impl HeapSource {
         } else {
             None
         };
+        let mut properties = heap_properties(class, max);
+        properties.max_address = match class {
+            HeapClass::Cma => super::placement::cma_area_top(&name, root),
+            HeapClass::System | HeapClass::SystemUncached => super::placement::ram_top(root),
+            HeapClass::Unknown | HeapClass::Protected => None,
+        };
         Ok(HeapSource {
-            properties: heap_properties(class, max),
+            properties,
             name,
             path: path.to_owned(),
             class,

@@ -63,6 +63,7 @@ pub struct UnavailableSource {
 }
 
 pub mod heap;
+mod placement;
 pub mod udmabuf;
 
 pub use heap::{HeapClass, HeapSource};

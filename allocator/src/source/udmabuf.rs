@@ -142,12 +142,15 @@ pub(crate) fn discover_udmabuf(
     if hugepages_available(root) {
         variants.push(true);
     }
+    // memfd pages, huge or not, may lie anywhere in RAM.
+    let top = super::placement::ram_top(root);
     variants
         .into_iter()
         .map(|huge| {
             UdmabufSource::open(&path, huge)
                 .map(|mut u| {
                     u.meminfo = Some(root.join("proc/meminfo"));
+                    u.properties.max_address = top;
                     u
                 })
                 .map_err(|e| {

@@ -44,6 +44,8 @@ struct SourceEntry {
     path: Option<String>,
     kind: cenalloc::SourceKind,
     contiguous: bool,
+    /// Highest physical address its pages may lie at, if known.
+    max_address: Option<u64>,
     accessible: bool,
     explicit_only: bool,
     reason: Option<String>,
@@ -65,6 +67,7 @@ fn sources(allocator: &Allocator) -> Vec<SourceEntry> {
             path: s.path().map(|p| p.display().to_string()),
             kind: s.kind(),
             contiguous: s.properties().contiguous,
+            max_address: s.properties().max_address,
             accessible: true,
             explicit_only: s.properties().explicit_only,
             reason: None,
@@ -81,6 +84,7 @@ fn sources(allocator: &Allocator) -> Vec<SourceEntry> {
             path: Some(u.path.display().to_string()),
             kind: cenalloc::SourceKind::Heap,
             contiguous: false,
+            max_address: None,
             accessible: false,
             explicit_only: false,
             reason: Some(u.reason.clone()),
@@ -198,12 +202,16 @@ fn print_inventory(inv: &Inventory) {
                 s.fix.as_deref().unwrap_or("?")
             )
         };
+        let below = s
+            .max_address
+            .map_or_else(|| "?".to_owned(), |a| format!("{a:#x}"));
         println!(
-            "  {:<16} {:<22} {:<8} contiguous={:<5} {}{}",
+            "  {:<16} {:<22} {:<8} contiguous={:<5} up-to={:<12} {}{}",
             s.name,
             s.path.as_deref().unwrap_or("-"),
             format!("{:?}", s.kind).to_lowercase(),
             s.contiguous,
+            below,
             state,
             if s.explicit_only {
                 " (only on request)"
