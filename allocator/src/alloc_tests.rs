@@ -497,15 +497,38 @@ fn allocate_and_import_reuses_the_plan_of_stable_importers_only() {
     drop(a.allocate_and_import(&request, &[dynimp(&twin)]).unwrap());
     assert_eq!(twin.queries(), 1);
 
-    // Constraints that may change are asked for every time.
+    // Constraints that may change are asked for again; the same answer reuses the plan.
     let changing = MockImporter::new("v4l2", Constraints::default());
-    for _ in 0..2 {
-        drop(
-            a.allocate_and_import(&request, &[dynimp(&changing)])
-                .unwrap(),
-        );
-    }
+    let importers = [dynimp(&changing)];
+    let first = a.allocate_and_import(&request, &importers).unwrap();
+    let second = a.allocate_and_import(&request, &importers).unwrap();
     assert_eq!(changing.queries(), 2);
+    assert!(std::ptr::eq(first.plan(), second.plan()));
+}
+
+#[test]
+fn a_changed_answer_means_a_new_plan() {
+    let (a, ..) = system_allocator();
+    let camera = MockImporter::new(
+        "camera",
+        Constraints {
+            pitch_align: 64,
+            ..Default::default()
+        },
+    );
+    let importers = [dynimp(&camera)];
+    let request = BufferRequest::image(100, 16, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
+    let stride = |s: &crate::SharedBuffer| s.buffer().layout().planes[0].stride;
+    let before = a.allocate_and_import(&request, &importers).unwrap();
+    assert_eq!(stride(&before), 448);
+    // The device now wants 256-byte rows: the cached plan (448-byte rows) is not reused.
+    camera.constraints.lock().unwrap().pitch_align = 256;
+    let after = a.allocate_and_import(&request, &importers).unwrap();
+    assert_eq!(stride(&after), 512);
+    assert!(!std::ptr::eq(before.plan(), after.plan()));
+    // And the new plan is the one kept.
+    let again = a.allocate_and_import(&request, &importers).unwrap();
+    assert!(std::ptr::eq(after.plan(), again.plan()));
 }
 
 #[test]

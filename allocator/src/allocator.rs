@@ -106,10 +106,18 @@ impl Allocator {
         only: Option<&str>,
     ) -> Result<Plan> {
         crate::merge::validate_request(request)?;
-        let mut constraints: Vec<Constraints> = Vec::with_capacity(importers.len());
-        for imp in importers {
-            constraints.push(imp.constraints(request)?);
-        }
+        let constraints = constraints_of(request, importers)?;
+        self.plan_from(request, importers, &constraints, only)
+    }
+
+    /// Plans for `request` from the constraints `importers` gave for it.
+    fn plan_from(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+        constraints: &[Constraints],
+        only: Option<&str>,
+    ) -> Result<Plan> {
         let merged = merge(
             request,
             importers.iter().map(|i| i.name()).zip(constraints.iter()),
@@ -358,8 +366,9 @@ impl Allocator {
     /// Plans, allocates once and imports the buffer into every importer. If any import fails,
     /// the imports already made are released and the error names the device.
     ///
-    /// The plan of an identical request for the same importer objects is reused when every
-    /// importer's constraints are stable ([`Importer::constraints_are_stable`]).
+    /// The plan of an identical earlier request for the same importer objects is reused while
+    /// every importer gives the same constraints (asked again unless the importer declares
+    /// them stable, [`Importer::constraints_are_stable`]).
     pub fn allocate_and_import(
         &self,
         request: &BufferRequest,
@@ -367,7 +376,12 @@ impl Allocator {
     ) -> Result<SharedBuffer> {
         let plan = match self.plans.get(request, importers) {
             Some(plan) => plan,
-            None => self.plans.keep(self.plan(request, importers)?, importers),
+            None => {
+                crate::merge::validate_request(request)?;
+                let constraints = constraints_of(request, importers)?;
+                let plan = self.plan_from(request, importers, &constraints, None)?;
+                self.plans.keep(plan, importers, constraints)
+            }
         };
         self.realize_plan(plan, importers)
     }
@@ -383,6 +397,14 @@ impl Allocator {
         let imports = crate::shared::import_all(&buffer, importers)?;
         Ok(SharedBuffer::new(buffer, imports, importers, plan))
     }
+}
+
+/// What every importer requires for `request`, in importer order.
+fn constraints_of(
+    request: &BufferRequest,
+    importers: &[Arc<dyn Importer>],
+) -> Result<Vec<Constraints>> {
+    importers.iter().map(|i| i.constraints(request)).collect()
 }
 
 /// Names the dma-buf after the plan; a buffer that cannot be named is still a good buffer.

@@ -18,7 +18,8 @@ pub trait Importer: Send + Sync + Debug {
 
     /// The device's answer to [`Importer::constraints`] for a given request never changes
     /// over this object's life (it comes from a one-time probe, not from device state that
-    /// can change), so plans made for it may be reused. Defaults to `false`.
+    /// can change), so the allocator reuses a plan made for it without asking again.
+    /// Defaults to `false`: asked again before each reuse.
     fn constraints_are_stable(&self) -> bool {
         false
     }

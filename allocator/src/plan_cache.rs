@@ -1,13 +1,14 @@
-//! Plans of recent requests, reused by [`crate::Allocator::allocate_and_import`] while the
-//! request and the importers (the same objects) are unchanged and every importer says its
-//! constraints cannot change (e.g. a DRM device, whose constraints come from a one-time
-//! probe). Planning derives, merges and explains; repeating it for every buffer of a kind
-//! would cost more than the allocation of a small buffer.
+//! Plans of recent requests, reused by [`crate::Allocator::allocate_and_import`] for the same
+//! request and the same importer objects while every importer gives the constraints the plan
+//! was made from. An importer whose constraints cannot change (a DRM device: they come from a
+//! one-time probe) is not asked again; any other (a V4L2 device, whose answer depends on its
+//! state) is, and a different answer means planning anew. Planning merges, lays out and
+//! explains; repeating it for every buffer of a kind costs more than allocating a small one.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::{BufferRequest, Importer, Plan};
+use crate::{BufferRequest, Constraints, Importer, Plan};
 
 /// How many (request, importers) pairs are remembered; the least recently planned goes first.
 const ENTRIES: usize = 8;
@@ -17,6 +18,8 @@ struct Entry {
     /// Weak, so that the cache keeps no device open; while the entry exists the allocation
     /// behind each pointer cannot be reused by another importer.
     importers: Vec<Weak<dyn Importer>>,
+    /// What each importer required when the plan was made.
+    constraints: Arc<[Constraints]>,
     plan: Arc<Plan>,
 }
 
@@ -46,38 +49,51 @@ impl fmt::Debug for PlanCache {
 }
 
 impl PlanCache {
-    /// The plan made earlier for `request` and these very importers, if any.
+    /// The plan made earlier for `request` and these very importers, if each importer still
+    /// gives the constraints it was made from.
     pub(crate) fn get(
         &self,
         request: &BufferRequest,
         importers: &[Arc<dyn Importer>],
     ) -> Option<Arc<Plan>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .iter()
-            .find(|e| e.matches(request, importers))
-            .map(|e| e.plan.clone())
+        let (plan, constraints) = {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let e = entries.iter().find(|e| e.matches(request, importers))?;
+            (e.plan.clone(), e.constraints.clone())
+        };
+        // Asked outside the lock: a V4L2 device answers through an ioctl.
+        let unchanged = importers.iter().zip(constraints.iter()).all(|(i, then)| {
+            i.constraints_are_stable() || i.constraints(request).is_ok_and(|now| now == *then)
+        });
+        unchanged.then_some(plan)
     }
 
-    /// Remembers `plan` if every importer's constraints are stable; returns it shared.
-    pub(crate) fn keep(&self, plan: Plan, importers: &[Arc<dyn Importer>]) -> Arc<Plan> {
+    /// Remembers `plan`, made from `constraints` (one per importer); returns it shared.
+    pub(crate) fn keep(
+        &self,
+        plan: Plan,
+        importers: &[Arc<dyn Importer>],
+        constraints: Vec<Constraints>,
+    ) -> Arc<Plan> {
         let plan = Arc::new(plan);
-        if importers.iter().all(|i| i.constraints_are_stable()) {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            // Entries whose importers are gone can never match again.
-            entries.retain(|e| e.importers.iter().all(|w| w.strong_count() > 0));
-            if entries.len() >= ENTRIES {
-                entries.pop();
-            }
-            entries.insert(
-                0,
-                Entry {
-                    request: plan.request.clone(),
-                    importers: importers.iter().map(Arc::downgrade).collect(),
-                    plan: plan.clone(),
-                },
-            );
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        // Entries whose importers are gone can never match again; an older plan for the same
+        // request and importers (their constraints changed) is replaced.
+        entries.retain(|e| {
+            e.importers.iter().all(|w| w.strong_count() > 0) && !e.matches(&plan.request, importers)
+        });
+        if entries.len() >= ENTRIES {
+            entries.pop();
         }
+        entries.insert(
+            0,
+            Entry {
+                request: plan.request.clone(),
+                importers: importers.iter().map(Arc::downgrade).collect(),
+                constraints: constraints.into(),
+                plan: plan.clone(),
+            },
+        );
         plan
     }
 }

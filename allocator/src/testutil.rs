@@ -72,7 +72,8 @@ impl MemorySource for MockSource {
 #[derive(Debug)]
 pub(crate) struct MockImporter {
     pub name: String,
-    pub constraints: Constraints,
+    /// What it answers; tests may change it.
+    pub constraints: std::sync::Mutex<Constraints>,
     pub fail_import: bool,
     pub live: Arc<AtomicUsize>,
     /// Declares its constraints stable.
@@ -109,7 +110,7 @@ impl MockImporter {
     pub fn new(name: &str, constraints: Constraints) -> Arc<MockImporter> {
         Arc::new(MockImporter {
             name: name.into(),
-            constraints,
+            constraints: constraints.into(),
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
             stable: false,
@@ -124,7 +125,7 @@ impl MockImporter {
     ) -> Arc<MockImporter> {
         Arc::new(MockImporter {
             name: name.into(),
-            constraints,
+            constraints: constraints.into(),
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
             stable: false,
@@ -135,7 +136,7 @@ impl MockImporter {
     pub fn failing(name: &str) -> Arc<MockImporter> {
         Arc::new(MockImporter {
             name: name.into(),
-            constraints: Constraints::default(),
+            constraints: Constraints::default().into(),
             fail_import: true,
             live: Arc::new(AtomicUsize::new(0)),
             stable: false,
@@ -150,7 +151,7 @@ impl MockImporter {
     pub fn stable(name: &str, constraints: Constraints) -> Arc<MockImporter> {
         Arc::new(MockImporter {
             name: name.into(),
-            constraints,
+            constraints: constraints.into(),
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
             stable: true,
@@ -170,7 +171,7 @@ impl Importer for MockImporter {
     }
     fn constraints(&self, _request: &BufferRequest) -> Result<Constraints> {
         self.queries.fetch_add(1, Ordering::SeqCst);
-        Ok(self.constraints.clone())
+        Ok(self.constraints.lock().unwrap().clone())
     }
     fn constraints_are_stable(&self) -> bool {
         self.stable
