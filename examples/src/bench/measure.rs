@@ -132,7 +132,8 @@ const CLOCKSOURCE_DIR: &str = "/sys/devices/system/clocksource/clocksource0";
 /// kernel registers it late in boot and may fall back to jiffies under load); needs root,
 /// as in the guest. Returns the clocksource in use afterwards.
 pub fn prefer_tsc() -> String {
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Early in boot, and on a loaded host, the kernel may register the TSC seconds late.
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let current = clocksource();
         if current == "tsc" {

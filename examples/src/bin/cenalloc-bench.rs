@@ -324,7 +324,61 @@ impl Bench {
         for n in &names[1..] {
             self.ratio(&case, n, names[0], None);
         }
+        self.overhead_dumb(group)?;
         self.overhead_v4l2(group)
+    }
+
+    /// The same for a display-only buffer, which vkms allocates: the raw floor (CREATE_DUMB,
+    /// PRIME export, SET_NAME, import), the floor plus the fstat cenalloc makes to check that
+    /// an exporter's fd is a dma-buf, and cenalloc.
+    fn overhead_dumb(&mut self, group: &str) -> Res<()> {
+        let (w, h) = (32, 32);
+        let case = format!("{} · vkms allocates", size_label(w, h));
+        let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(self.vkms.clone())];
+        let plan = self.plan(&xrgb(w, h, Usage::SCANOUT), &importers)?;
+        if plan.source.kind != SourceKind::Device {
+            return Err(format!(
+                "expected vkms to allocate, the plan says {:?}",
+                plan.source
+            ));
+        }
+        let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
+        let name = dmabuf_name(&plan)?;
+        let raw_cycle = |fstat: bool| -> Res<()> {
+            let (fd, stride) = card.export_dumb(w, h).map_err(|e| e.to_string())?;
+            if fstat {
+                std::hint::black_box(rustix::fs::fstat(&fd).map_err(|e| e.to_string())?);
+            }
+            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+                .map_err(|e| e.to_string())?;
+            let import = card
+                .import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
+                .map_err(|e| e.to_string())?;
+            card.release(import).map_err(|e| e.to_string())
+        };
+        let a = self.allocator.clone();
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| raw_cycle(false)),
+                Box::new(|| raw_cycle(true)),
+                Box::new(|| {
+                    a.realize_plan(plan.clone(), &importers)
+                        .map(drop)
+                        .map_err(|e| format!("realize_plan: {e}"))
+                }),
+            ];
+            compare(self.budget, &mut ops)?
+        };
+        let names = [
+            "raw ioctls (SET_NAME included)",
+            "raw + the dma-buf check's fstat",
+            "cenalloc realize_plan (planned once)",
+        ];
+        self.record(group, &case, &names, timings);
+        for n in &names[1..] {
+            self.ratio(&case, n, names[0], None);
+        }
+        Ok(())
     }
 
     /// The same for vivid-001: the raw floor, the floor plus listing the queue's formats
@@ -704,7 +758,11 @@ fn run(args: &[String]) -> Res<i32> {
     };
     let clock_before = prefer_tsc();
     if clock_before != "tsc" {
-        eprintln!("cenalloc-bench: clocksource is {clock_before}, not tsc: timings will be coarse");
+        // Jiffies tick every 4 ms: a 60 µs operation would read as 0 or 4000 µs.
+        return Err(format!(
+            "clocksource is {clock_before}, not tsc: timings would be quantised to a jiffy; \
+             boot with tsc=reliable (cargo xtask bench does) and run again"
+        ));
     }
     let started = Instant::now();
     type Group = fn(&mut Bench) -> Res<()>;
