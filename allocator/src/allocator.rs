@@ -266,12 +266,12 @@ impl Allocator {
         let buffer = match plan.exporter {
             Some(i) => {
                 let exported = self.export_from(plan, i, importers)?;
-                let mut buffer = Buffer::with_keepalive(
-                    exported.fd,
-                    exported.layout,
-                    plan.source.clone(),
-                    exported.keepalive,
-                )?;
+                let (fd, layout, source) = (exported.fd, exported.layout, plan.source.clone());
+                let mut buffer = if exported.known_dmabuf {
+                    Buffer::new_unchecked(fd, layout, source, exported.keepalive)
+                } else {
+                    Buffer::with_keepalive(fd, layout, source, exported.keepalive)?
+                };
                 buffer.set_source_properties(plan.source_properties.clone());
                 buffer
             }
@@ -296,12 +296,7 @@ impl Allocator {
         let buffer = match plan.exporter {
             Some(i) => {
                 let exported = self.export_from(plan, i, importers)?;
-                Buffer::exported(
-                    exported.fd,
-                    exported.layout,
-                    plan.clone(),
-                    exported.keepalive,
-                )?
+                Buffer::exported(exported, plan.clone())?
             }
             None => Buffer::planned(self.allocate_fd(plan)?, plan.clone()),
         };

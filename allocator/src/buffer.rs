@@ -238,20 +238,20 @@ impl Buffer {
         }
     }
 
-    /// Wraps a dma-buf the exporting device of `plan` allocated in `layout`; its origin is
-    /// the plan's. Fails if the fd is not a dma-buf.
-    pub(crate) fn exported(
-        fd: OwnedFd,
-        layout: Layout,
-        plan: Arc<Plan>,
-        keepalive: Option<Box<dyn Any + Send + Sync>>,
-    ) -> Result<Buffer> {
-        ensure_dmabuf(&fd, &plan.source.name)?;
+    /// Wraps the dma-buf the exporting device of `plan` allocated; its origin is the plan's.
+    /// Fails if the fd, not known to be a dma-buf, is not one.
+    pub(crate) fn exported(exported: crate::Exported, plan: Arc<Plan>) -> Result<Buffer> {
+        if !exported.known_dmabuf {
+            ensure_dmabuf(&exported.fd, &plan.source.name)?;
+        }
         Ok(Buffer {
             inner: Arc::new(Inner {
-                fd,
-                description: Description::Exported { layout, plan },
-                _keepalive: keepalive,
+                fd: exported.fd,
+                description: Description::Exported {
+                    layout: exported.layout,
+                    plan,
+                },
+                _keepalive: exported.keepalive,
             }),
         })
     }

@@ -59,6 +59,10 @@ pub struct Exported {
     /// Device-side object that must outlive the dma-buf's users in this process (e.g. a GBM bo),
     /// dropped with the buffer.
     pub keepalive: Option<Box<dyn Any + Send + Sync>>,
+    /// `fd` is one the kernel handed out as a dma-buf (PRIME_HANDLE_TO_FD, VIDIOC_EXPBUF), so
+    /// the allocator does not check it again; `false` for an fd of any other origin, which the
+    /// allocator checks before using it.
+    pub known_dmabuf: bool,
 }
 
 impl<'a> dyn Imported + 'a {

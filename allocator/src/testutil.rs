@@ -192,6 +192,7 @@ impl Importer for MockImporter {
             fd: memfd(layout.size),
             layout,
             keepalive: None,
+            known_dmabuf: false,
         })
     }
     fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>> {

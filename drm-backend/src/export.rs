@@ -92,6 +92,8 @@ pub fn export_dumb(
             size: dumb.size,
         },
         keepalive: Some(Box::new(gem)),
+        // PRIME_HANDLE_TO_FD hands out dma-bufs only.
+        known_dmabuf: true,
     })
 }
 
@@ -198,6 +200,8 @@ pub fn export_gbm(
             _bo: bo,
             _device: gbm_dev,
         })),
+        // gbm_bo_get_fd is a PRIME export.
+        known_dmabuf: true,
     })
 }
 

@@ -460,6 +460,8 @@ impl Importer for V4l2Importer {
                 size,
             },
             keepalive: None,
+            // VIDIOC_EXPBUF hands out dma-bufs only.
+            known_dmabuf: true,
         })
     }
 }
