@@ -107,8 +107,9 @@ impl Imported for MockImport {
 }
 
 impl MockImporter {
-    pub fn new(name: &str, constraints: Constraints) -> Arc<MockImporter> {
-        Arc::new(MockImporter {
+    /// A plain mock: imports anything, cannot export, constraints not declared stable.
+    fn plain(name: &str, constraints: Constraints) -> MockImporter {
+        MockImporter {
             name: name.into(),
             constraints: constraints.into(),
             fail_import: false,
@@ -116,7 +117,10 @@ impl MockImporter {
             stable: false,
             queries: AtomicUsize::new(0),
             export_layout: None,
-        })
+        }
+    }
+    pub fn new(name: &str, constraints: Constraints) -> Arc<MockImporter> {
+        Arc::new(Self::plain(name, constraints))
     }
     pub fn exporter(
         name: &str,
@@ -124,39 +128,24 @@ impl MockImporter {
         layout: crate::Layout,
     ) -> Arc<MockImporter> {
         Arc::new(MockImporter {
-            name: name.into(),
-            constraints: constraints.into(),
-            fail_import: false,
-            live: Arc::new(AtomicUsize::new(0)),
-            stable: false,
-            queries: AtomicUsize::new(0),
             export_layout: Some(layout),
+            ..Self::plain(name, constraints)
         })
     }
     pub fn failing(name: &str) -> Arc<MockImporter> {
         Arc::new(MockImporter {
-            name: name.into(),
-            constraints: Constraints::default().into(),
             fail_import: true,
-            live: Arc::new(AtomicUsize::new(0)),
-            stable: false,
-            queries: AtomicUsize::new(0),
-            export_layout: None,
+            ..Self::plain(name, Constraints::default())
         })
     }
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
-    /// A mock whose constraints are declared stable (plans for it may be reused).
+    /// A mock whose constraints are declared stable (plans for it are reused unasked).
     pub fn stable(name: &str, constraints: Constraints) -> Arc<MockImporter> {
         Arc::new(MockImporter {
-            name: name.into(),
-            constraints: constraints.into(),
-            fail_import: false,
-            live: Arc::new(AtomicUsize::new(0)),
             stable: true,
-            queries: AtomicUsize::new(0),
-            export_layout: None,
+            ..Self::plain(name, constraints)
         })
     }
     /// How often its constraints were asked for.

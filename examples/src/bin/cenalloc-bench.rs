@@ -53,6 +53,19 @@ fn xrgb(w: u32, h: u32, usage: Usage) -> BufferRequest {
     BufferRequest::image(w, h, Fourcc::Xrgb8888, usage)
 }
 
+/// One allocation + import + free of a plan made earlier.
+fn realize_op<'a>(
+    a: &'a Allocator,
+    plan: &'a Arc<Plan>,
+    importers: &'a [Arc<dyn Importer>],
+) -> Op<'a> {
+    Box::new(move || {
+        a.realize_plan(plan.clone(), importers)
+            .map(drop)
+            .map_err(|e| format!("realize_plan: {e}"))
+    })
+}
+
 fn size_label(w: u32, h: u32) -> String {
     let bytes = u64::from(w) * u64::from(h) * 4;
     let size = if bytes >= 1 << 20 {
@@ -73,6 +86,20 @@ impl Bench {
                 timing,
                 ratio: None,
             });
+        }
+    }
+
+    /// Records `timings` of `names` and the ratio of each against the first (no target).
+    fn record_against_first(
+        &mut self,
+        group: &str,
+        case: &str,
+        names: &[&str],
+        timings: Vec<Timing>,
+    ) {
+        self.record(group, case, names, timings);
+        for n in &names[1..] {
+            self.ratio(case, n, names[0], None);
         }
     }
 
@@ -197,11 +224,7 @@ impl Bench {
             let raw = self.raw_op(&plan, raws)?;
             let mut ops: Vec<Op<'_>> = vec![
                 raw,
-                Box::new(|| {
-                    a.realize_plan(plan.clone(), &importers)
-                        .map(drop)
-                        .map_err(|e| format!("realize_plan: {e}"))
-                }),
+                realize_op(&a, &plan, &importers),
                 Box::new(|| {
                     a.allocate_and_import(&request, &importers)
                         .map(drop)
@@ -305,11 +328,7 @@ impl Bench {
                         .map(drop)
                         .map_err(|e| e.to_string())
                 }),
-                Box::new(|| {
-                    a.realize_plan(plan.clone(), &importers)
-                        .map(drop)
-                        .map_err(|e| format!("realize_plan: {e}"))
-                }),
+                realize_op(&a, &plan, &importers),
             ];
             compare(self.budget, &mut ops)?
         };
@@ -320,10 +339,7 @@ impl Bench {
             "cenalloc allocate + cenalloc-drm import",
             "cenalloc realize_plan (planned once)",
         ];
-        self.record(group, &case, &names, timings);
-        for n in &names[1..] {
-            self.ratio(&case, n, names[0], None);
-        }
+        self.record_against_first(group, &case, &names, timings);
         self.overhead_dumb(group)?;
         self.overhead_v4l2(group)
     }
@@ -361,11 +377,7 @@ impl Bench {
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw_cycle(false)),
                 Box::new(|| raw_cycle(true)),
-                Box::new(|| {
-                    a.realize_plan(plan.clone(), &importers)
-                        .map(drop)
-                        .map_err(|e| format!("realize_plan: {e}"))
-                }),
+                realize_op(&a, &plan, &importers),
             ];
             compare(self.budget, &mut ops)?
         };
@@ -374,10 +386,7 @@ impl Bench {
             "raw + the dma-buf check's fstat",
             "cenalloc realize_plan (planned once)",
         ];
-        self.record(group, &case, &names, timings);
-        for n in &names[1..] {
-            self.ratio(&case, n, names[0], None);
-        }
+        self.record_against_first(group, &case, &names, timings);
         Ok(())
     }
 
@@ -415,11 +424,7 @@ impl Bench {
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw_cycle(false)),
                 Box::new(|| raw_cycle(true)),
-                Box::new(|| {
-                    a.realize_plan(plan.clone(), &importers)
-                        .map(drop)
-                        .map_err(|e| format!("realize_plan: {e}"))
-                }),
+                realize_op(&a, &plan, &importers),
             ];
             compare(self.budget, &mut ops)?
         };
@@ -429,10 +434,7 @@ impl Bench {
             enum_name.as_str(),
             "cenalloc realize_plan (planned once)",
         ];
-        self.record(group, &case, &names, timings);
-        for n in &names[1..] {
-            self.ratio(&case, n, names[0], None);
-        }
+        self.record_against_first(group, &case, &names, timings);
         Ok(())
     }
 
