@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::plan::choose_source;
+use crate::plan::{choose_source, KernelName};
 use crate::plan_cache::PlanCache;
 use crate::source::{discover, SystemRoot};
 use crate::{
@@ -194,6 +194,7 @@ impl Allocator {
         };
         reasons.extend(decision.reasons);
         reasons.push(layout_sentence(&layout));
+        let dmabuf_name = buffer_name(request);
         Ok(Plan {
             request: request.clone(),
             source: SourceChoice {
@@ -205,10 +206,12 @@ impl Allocator {
             exporter: None,
             size: layout.size,
             modifier: layout.modifier,
+            verified_layout: Some(layout.clone()),
             layout,
             merged,
             reasons,
-            name: buffer_name(request),
+            kernel_name: KernelName::new(&dmabuf_name),
+            name: dmabuf_name,
         })
     }
 
@@ -234,6 +237,7 @@ impl Allocator {
             layout_sentence(&layout)
         ));
         let c = &merged.constraints;
+        let dmabuf_name = buffer_name(request);
         Ok(Plan {
             request: request.clone(),
             source: SourceChoice {
@@ -253,10 +257,15 @@ impl Allocator {
             exporter: Some(exporter),
             size: layout.size,
             modifier,
+            verified_layout: layout
+                .check(&merged.constraints)
+                .is_ok()
+                .then(|| layout.clone()),
             layout,
             merged,
             reasons,
-            name: buffer_name(request),
+            kernel_name: KernelName::new(&dmabuf_name),
+            name: dmabuf_name,
         })
     }
 
@@ -347,6 +356,9 @@ impl Allocator {
                 ),
             });
         }
+        if plan.verified(&exported.layout) {
+            return Ok(exported);
+        }
         exported
             .layout
             .check(&plan.merged.constraints)
@@ -404,7 +416,7 @@ fn constraints_of(
 
 /// Names the dma-buf after the plan; a buffer that cannot be named is still a good buffer.
 fn named(buffer: Buffer, plan: &Plan) -> Buffer {
-    if let Err(e) = buffer.set_name(&plan.name) {
+    if let Err(e) = buffer.set_kernel_name(&plan.kernel_name()) {
         log::debug!("could not name the buffer {:?}: {e}", plan.name);
     }
     buffer

@@ -18,7 +18,7 @@ pub struct Buffer {
 struct Inner {
     fd: OwnedFd,
     description: Description,
-    _keepalive: Option<Box<dyn Any + Send + Sync>>,
+    keepalive: Option<Box<dyn Any + Send + Sync>>,
 }
 
 /// Layout and origin of a buffer: its own, or those of the plan it was allocated from
@@ -222,7 +222,7 @@ impl Buffer {
                     source,
                     properties: None,
                 },
-                _keepalive: keepalive,
+                keepalive,
             }),
         }
     }
@@ -233,7 +233,7 @@ impl Buffer {
             inner: Arc::new(Inner {
                 fd,
                 description: Description::Planned(plan),
-                _keepalive: None,
+                keepalive: None,
             }),
         }
     }
@@ -251,7 +251,7 @@ impl Buffer {
                     layout: exported.layout,
                     plan,
                 },
-                _keepalive: exported.keepalive,
+                keepalive: exported.keepalive,
             }),
         })
     }
@@ -291,6 +291,12 @@ impl Buffer {
     /// True if both handles refer to the same allocation.
     pub fn same_as(&self, other: &Buffer) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The object the exporting device attached to the buffer ([`crate::Exported::keepalive`]),
+    /// by which that device recognises a buffer it allocated itself.
+    pub fn keepalive(&self) -> Option<&(dyn Any + Send + Sync)> {
+        self.inner.keepalive.as_deref()
     }
 
     /// How many handles (clones, including those held by imports) share this allocation.
@@ -337,13 +343,12 @@ impl Buffer {
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
     /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        // At most 31 bytes, NUL-terminated (DMA_BUF_NAME_LEN); no allocation.
-        let mut bytes = [0u8; 32];
-        let n = name.len().min(31);
-        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
-        let cname = std::ffi::CStr::from_bytes_until_nul(&bytes)
-            .map_err(|_| Error::InvalidRequest(format!("cannot make a C string of {name:?}")))?;
-        sys::dma_buf_set_name(self.fd(), cname)
+        self.set_kernel_name(&crate::plan::KernelName::new(name).0)
+    }
+
+    /// [`Buffer::set_name`] with the name already cut to what the kernel keeps.
+    pub(crate) fn set_kernel_name(&self, name: &std::ffi::CStr) -> Result<()> {
+        sys::dma_buf_set_name(self.fd(), name)
             .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
     }
 

@@ -4,6 +4,7 @@
 //! cached before uncached, heaps before udmabuf) and takes the first that satisfies the merged
 //! constraints; every source ruled out gets a sentence saying why.
 
+use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -50,6 +51,55 @@ pub struct Plan {
     /// The name each buffer of the plan gets (DMA_BUF_SET_NAME; the kernel keeps 31 bytes):
     /// the request's, or `cenalloc FOURCC WxH`.
     pub name: String,
+    /// The layout as planning checked it against `merged` (a device's estimate is checked
+    /// once; a memory source's layout is computed to satisfy it): a device's exported layout
+    /// equal to it needs no check per buffer. Kept apart from `layout`, which callers may edit.
+    #[serde(skip)]
+    pub(crate) verified_layout: Option<Layout>,
+    /// `name` as the kernel keeps it, made once per plan.
+    #[serde(skip)]
+    pub(crate) kernel_name: KernelName,
+}
+
+impl Plan {
+    /// The layout a device exported for this plan was already checked against the merged
+    /// constraints at planning.
+    pub(crate) fn verified(&self, exported: &Layout) -> bool {
+        self.verified_layout.as_ref() == Some(exported)
+    }
+
+    /// The NUL-terminated name DMA_BUF_SET_NAME takes: made at planning, made again here if
+    /// the caller has renamed the plan since.
+    pub(crate) fn kernel_name(&self) -> std::borrow::Cow<'_, CStr> {
+        if self.kernel_name.is_of(&self.name) {
+            std::borrow::Cow::Borrowed(&self.kernel_name.0)
+        } else {
+            std::borrow::Cow::Owned(KernelName::new(&self.name).0)
+        }
+    }
+}
+
+/// A dma-buf name as the kernel keeps it: at most 31 bytes (DMA_BUF_NAME_LEN - 1), cut at
+/// the first NUL.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KernelName(pub(crate) CString);
+
+impl KernelName {
+    /// Cuts `name` to what the kernel keeps.
+    pub(crate) fn new(name: &str) -> KernelName {
+        let bytes = &name.as_bytes()[..name.len().min(31)];
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        // No NUL in bytes[..end], so CString::new cannot fail.
+        KernelName(CString::new(&bytes[..end]).unwrap_or_default())
+    }
+
+    /// This is what `name` is cut to (without cutting it again: a prefix comparison).
+    fn is_of(&self, name: &str) -> bool {
+        let kept = self.0.as_bytes();
+        let name = name.as_bytes();
+        name.starts_with(kept)
+            && (name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0))
+    }
 }
 
 /// Why `source` cannot hold a buffer of `size` bytes under `merged`, if it cannot.
@@ -248,5 +298,33 @@ pub(crate) fn choose_source(
         chosen: None,
         reasons: Vec::new(),
         rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KernelName;
+
+    #[test]
+    fn kernel_names_are_cut_as_the_kernel_cuts_them() {
+        assert_eq!(
+            KernelName::new("cenalloc XR24 32x32").0.to_bytes(),
+            b"cenalloc XR24 32x32"
+        );
+        let long = "a name far longer than the thirty-one bytes the kernel keeps";
+        assert_eq!(KernelName::new(long).0.to_bytes(), &long.as_bytes()[..31]);
+        assert_eq!(KernelName::new("cut\0here").0.to_bytes(), b"cut");
+        assert_eq!(KernelName::new("").0.to_bytes(), b"");
+    }
+
+    #[test]
+    fn a_kernel_name_knows_the_name_it_was_cut_from() {
+        let long = "a name far longer than the thirty-one bytes the kernel keeps";
+        for name in ["camera0", long, "cut\0here", ""] {
+            assert!(KernelName::new(name).is_of(name), "{name:?}");
+        }
+        assert!(!KernelName::new("camera0").is_of("camera1"));
+        assert!(!KernelName::new("camera").is_of("camera0"));
+        assert!(!KernelName::new(long).is_of("a name"));
     }
 }

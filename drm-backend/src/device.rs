@@ -73,6 +73,8 @@ pub(crate) struct Shared {
     /// dma-buf on one fd, so the handle is closed when the count drops to zero. A list: a
     /// device holds few handles at once, and it keeps its capacity across imports.
     pub(crate) gem_refs: Mutex<Vec<(u32, usize)>>,
+    /// Framebuffer layouts the device has accepted (checked once, not per import).
+    pub(crate) scanout_memo: crate::scanout_memo::ScanoutMemo,
 }
 
 /// An open DRM device node. Cheap to clone (shared fd); imports keep it alive.
@@ -220,6 +222,7 @@ impl DrmDevice {
                 probe: OnceLock::new(),
                 trial: OnceLock::new(),
                 gem_refs: Mutex::new(Vec::new()),
+                scanout_memo: Default::default(),
             }),
         })
     }

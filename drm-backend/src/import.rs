@@ -3,7 +3,9 @@
 //!
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
 //! kernel does not count those imports, so the device keeps its own count per handle and
-//! closes it exactly once, after the last import drops.
+//! closes it exactly once, after the last import drops. A buffer the device allocated itself
+//! already carries that handle, so importing it makes no PRIME call at all; and a layout the
+//! device accepted once (every buffer of a pool or swapchain) is not checked again.
 
 use std::any::Any;
 use std::fmt;
@@ -39,6 +41,9 @@ impl GemRef {
         }
     }
 
+    /// The handle of `buffer` on the device's fd. A buffer the device allocated itself
+    /// carries its handle (the keepalive of the export): counted again, no ioctl. Any other
+    /// goes through PRIME_FD_TO_HANDLE.
     fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemRef, DrmError> {
         // Hold the map across the ioctl so a concurrent last drop cannot close the handle
         // PRIME is about to hand out again.
@@ -46,6 +51,17 @@ impl GemRef {
             .gem_refs
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
+        let own = buffer
+            .keepalive()
+            .and_then(|k| k.downcast_ref::<GemRef>())
+            .filter(|g| Arc::ptr_eq(&g.shared, shared));
+        if let Some(own) = own {
+            count_one_more(&mut refs, own.handle);
+            return Ok(GemRef {
+                shared: shared.clone(),
+                handle: own.handle,
+            });
+        }
         let handle = shared
             .node
             .prime_fd_to_buffer(buffer.fd())
@@ -285,8 +301,9 @@ impl DrmDevice {
     pub fn import_buffer(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
         let layout = buffer.layout();
         let wants_fb = layout.fourcc.is_some() && self.probe().limits.is_some();
-        if wants_fb {
+        if wants_fb && !self.shared.scanout_memo.knows(layout) {
             self.check_scanout_layout(buffer)?;
+            self.shared.scanout_memo.remember(layout);
         }
         let gem = GemRef::acquire(&self.shared, buffer)?;
         let mut fb = None;

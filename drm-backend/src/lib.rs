@@ -16,6 +16,7 @@ pub mod kms;
 pub mod probe;
 pub mod quirks;
 pub mod report;
+mod scanout_memo;
 pub mod writeback;
 
 mod sys;

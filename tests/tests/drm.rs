@@ -455,9 +455,31 @@ fn vkms_scanout_alone_is_a_buffer_vkms_allocates_and_scans_out_bit_exact() {
     let shown = allocator
         .realize_plan(plan, &importers)
         .expect("allocate on vkms and import");
-    // The import found the dumb buffer's own handle: one GEM handle for both.
+    // The import used the dumb buffer's own handle: one GEM handle for both.
     assert_eq!(vkms.live_gem_handles(), 1);
     assert!(shown.buffer().layout().planes[0].stride >= u64::from(w) * 4);
+    // The same dma-buf arriving as a foreign fd (a client's, say) goes through PRIME, which
+    // hands out that same handle: counted once more, and closed only after its last user.
+    let foreign = cenalloc::Buffer::from_fd(
+        shown.buffer().fd().try_clone_to_owned().expect("dup"),
+        shown.buffer().layout().clone(),
+        shown.buffer().source().clone(),
+    )
+    .expect("a dma-buf");
+    let again = vkms
+        .import_buffer(&foreign)
+        .expect("PRIME import of vkms's own dma-buf");
+    let own = shown.imports()[0]
+        .downcast_ref::<DrmImport>()
+        .expect("a DRM import");
+    assert_eq!(again.gem_handle(), own.gem_handle());
+    assert_eq!(vkms.live_gem_handles(), 1);
+    drop((again, foreign));
+    assert_eq!(
+        vkms.live_gem_handles(),
+        1,
+        "the shown buffer still holds it"
+    );
 
     // A buffer the CPU maps comes from the system heap (pages mapped up front, cached).
     let readable = BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::CPU_READ);

@@ -1,7 +1,8 @@
 //! The floor: the ioctl sequence cenalloc makes, written out directly. A dma-buf heap
-//! allocation (or a dumb buffer PRIME-exported by the display itself), PRIME_FD_TO_HANDLE +
-//! ADDFB2 on a KMS node (through drm-rs' thin ioctl wrappers), PRIME alone on a node without
-//! KMS, VIDIOC_TRY_FMT on a V4L2 queue; then RMFB, GEM_CLOSE and close.
+//! allocation (or a dumb buffer PRIME-exported by the display itself, which then uses its
+//! own handle), PRIME_FD_TO_HANDLE + ADDFB2 on a KMS node (through drm-rs' thin ioctl
+//! wrappers), PRIME alone on a node without KMS, VIDIOC_TRY_FMT on a V4L2 queue; then RMFB,
+//! GEM_CLOSE and close.
 
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -51,6 +52,17 @@ impl drm::control::Device for Card {}
 pub struct Import {
     handle: GemHandle,
     fb: Option<drm::control::framebuffer::Handle>,
+}
+
+/// A dumb buffer a card made and exported: the dma-buf, its pitch and the card's GEM handle.
+#[derive(Debug)]
+pub struct Dumb {
+    /// The PRIME-exported dma-buf.
+    pub fd: OwnedFd,
+    /// The pitch the kernel chose.
+    pub stride: u32,
+    /// The handle on the card that made it.
+    pub handle: GemHandle,
 }
 
 /// ADDFB2 arguments of a single-plane image.
@@ -111,6 +123,25 @@ impl Card {
         stride: u32,
     ) -> std::io::Result<Import> {
         let handle = self.prime_fd_to_buffer(dmabuf)?;
+        self.framebuffer(handle, width, height, stride)
+    }
+
+    /// The card's own dumb buffer on its handle: ADDFB2 on KMS nodes, no PRIME import (what
+    /// a program that allocated the buffer on this card does). [`Card::release`] closes the
+    /// handle.
+    pub fn import_own(&self, dumb: &Dumb, width: u32, height: u32) -> std::io::Result<Import> {
+        self.framebuffer(dumb.handle, width, height, dumb.stride)
+    }
+
+    /// On KMS nodes, ADDFB2 of `handle` as a `width`×`height` XRGB8888 image; the handle is
+    /// closed again if that fails.
+    fn framebuffer(
+        &self,
+        handle: GemHandle,
+        width: u32,
+        height: u32,
+        stride: u32,
+    ) -> std::io::Result<Import> {
         let mut import = Import { handle, fb: None };
         if self.kms {
             let fb = Fb {
@@ -135,15 +166,19 @@ impl Card {
         Ok(import)
     }
 
-    /// CREATE_DUMB of a `width`×`height` XRGB8888 buffer and PRIME_HANDLE_TO_FD (read-write):
-    /// the dma-buf and its pitch. The handle stays open: importing the dma-buf on this node
-    /// returns it, and [`Card::release`] closes it.
-    pub fn export_dumb(&self, width: u32, height: u32) -> std::io::Result<(OwnedFd, u32)> {
+    /// CREATE_DUMB of a `width`×`height` XRGB8888 buffer and PRIME_HANDLE_TO_FD (read-write).
+    /// The handle stays open: [`Card::import_own`] uses it, importing the dma-buf on this
+    /// node returns it, and [`Card::release`] closes it.
+    pub fn export_dumb(&self, width: u32, height: u32) -> std::io::Result<Dumb> {
         let dumb = self.create_dumb_buffer((width, height), DrmFourcc::Xrgb8888, 32)?;
         let flags = rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC;
         let handle = drm::buffer::Buffer::handle(&dumb);
         match self.buffer_to_prime_fd(handle, flags.bits()) {
-            Ok(fd) => Ok((fd, drm::buffer::Buffer::pitch(&dumb))),
+            Ok(fd) => Ok(Dumb {
+                fd,
+                stride: drm::buffer::Buffer::pitch(&dumb),
+                handle,
+            }),
             Err(e) => {
                 self.close_buffer(handle)?;
                 Err(e)

@@ -13,7 +13,7 @@
 //! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]]`; writes
 //! `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`).
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +24,7 @@ use cenalloc_examples::bench::gbm_path::Gbm;
 use cenalloc_examples::bench::measure::{
     clocksource, compare, median_of, prefer_tsc, Budget, Op, Timing,
 };
-use cenalloc_examples::bench::raw::{Card, Heap, VideoQueue};
+use cenalloc_examples::bench::raw::{Card, Dumb, Heap, VideoQueue};
 use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
 use cenalloc_examples::bench::sys;
 use cenalloc_v4l2::{Device, Direction, V4l2Importer};
@@ -41,6 +41,12 @@ struct Bench {
     vivid_path: PathBuf,
     rows: Vec<Row>,
     notes: Vec<String>,
+}
+
+/// What the raw floor allocated: a heap dma-buf and its stride, or a display's dumb buffer.
+enum Allocated {
+    Heap(OwnedFd, u32),
+    Dumb(Dumb),
 }
 
 /// One raw importer: a KMS/render node or a V4L2 queue, opened without cenalloc.
@@ -126,19 +132,19 @@ impl Bench {
     }
 
     /// The raw floor for `plan`: allocate from the same heap (or have the same display make a
-    /// dumb buffer and export it), name the dma-buf (cenalloc names every buffer it
-    /// allocates), import into each raw importer, release, close.
+    /// dumb buffer, export it and use its own handle), name the dma-buf (cenalloc names every
+    /// buffer it allocates), import into each other raw importer, release, close.
     fn raw_op<'a>(&self, plan: &Plan, raws: &'a [RawImporter]) -> Res<Op<'a>> {
         let (size, w, h) = (plan.size, plan.layout.width, plan.layout.height);
         let name = dmabuf_name(plan)?;
-        let allocate: Box<dyn Fn() -> Res<(OwnedFd, u32)> + 'a> = match plan.source.kind {
+        let allocate: Box<dyn Fn() -> Res<Allocated> + 'a> = match plan.source.kind {
             SourceKind::Heap => {
                 let path = plan.source.path.clone().ok_or("the heap has no path")?;
                 let heap = Heap::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
                 let stride = plan.layout.planes[0].stride as u32;
                 Box::new(move || {
                     let fd = heap.alloc(size).map_err(|e| format!("heap alloc: {e}"))?;
-                    Ok((fd, stride))
+                    Ok(Allocated::Heap(fd, stride))
                 })
             }
             SourceKind::Device => {
@@ -151,6 +157,7 @@ impl Bench {
                 };
                 Box::new(move || {
                     card.export_dumb(w, h)
+                        .map(Allocated::Dumb)
                         .map_err(|e| format!("CREATE_DUMB + PRIME export: {e}"))
                 })
             }
@@ -161,19 +168,30 @@ impl Bench {
                 ))
             }
         };
+        let exporter = plan.exporter;
         Ok(Box::new(move || {
-            let (fd, stride) = allocate()?;
-            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
-                .map_err(|e| format!("SET_NAME: {e}"))?;
+            let allocated = allocate()?;
+            let (fd, stride) = match &allocated {
+                Allocated::Heap(fd, stride) => (fd.as_fd(), *stride),
+                Allocated::Dumb(dumb) => (dumb.fd.as_fd(), dumb.stride),
+            };
+            sys::dma_buf_set_name(fd, &name).map_err(|e| format!("SET_NAME: {e}"))?;
             let mut imports = Vec::with_capacity(raws.len());
-            for r in raws {
-                match r {
-                    RawImporter::Drm(card) => imports.push((
+            for (i, r) in raws.iter().enumerate() {
+                match (r, &allocated) {
+                    (RawImporter::Drm(card), Allocated::Dumb(dumb)) if exporter == Some(i) => {
+                        imports.push((
+                            card,
+                            card.import_own(dumb, w, h)
+                                .map_err(|e| format!("ADDFB2: {e}"))?,
+                        ))
+                    }
+                    (RawImporter::Drm(card), _) => imports.push((
                         card,
-                        card.import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
+                        card.import(fd, w, h, stride)
                             .map_err(|e| format!("PRIME/ADDFB2: {e}"))?,
                     )),
-                    RawImporter::Video(q) => {
+                    (RawImporter::Video(q), _) => {
                         q.check(w, h, size).map_err(|e| format!("TRY_FMT: {e}"))?
                     }
                 }
@@ -181,7 +199,7 @@ impl Bench {
             for (card, import) in imports {
                 card.release(import).map_err(|e| format!("release: {e}"))?;
             }
-            drop(fd);
+            drop(allocated);
             Ok(())
         }))
     }
@@ -345,8 +363,8 @@ impl Bench {
     }
 
     /// The same for a display-only buffer, which vkms allocates: the raw floor (CREATE_DUMB,
-    /// PRIME export, SET_NAME, import), the floor plus the fstat cenalloc makes to check that
-    /// an exporter's fd is a dma-buf, and cenalloc.
+    /// PRIME export, SET_NAME, ADDFB2 on the dumb handle), the floor with the PRIME import of
+    /// its own dma-buf that cenalloc made before it recognised its own buffers, and cenalloc.
     fn overhead_dumb(&mut self, group: &str) -> Res<()> {
         let (w, h) = (32, 32);
         let case = format!("{} · vkms allocates", size_label(w, h));
@@ -360,17 +378,16 @@ impl Bench {
         }
         let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
         let name = dmabuf_name(&plan)?;
-        let raw_cycle = |fstat: bool| -> Res<()> {
-            let (fd, stride) = card.export_dumb(w, h).map_err(|e| e.to_string())?;
-            if fstat {
-                std::hint::black_box(rustix::fs::fstat(&fd).map_err(|e| e.to_string())?);
-            }
-            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
-                .map_err(|e| e.to_string())?;
-            let import = card
-                .import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
-                .map_err(|e| e.to_string())?;
-            card.release(import).map_err(|e| e.to_string())
+        let raw_cycle = |prime_import: bool| -> Res<()> {
+            let dumb = card.export_dumb(w, h).map_err(|e| e.to_string())?;
+            sys::dma_buf_set_name(dumb.fd.as_fd(), &name).map_err(|e| e.to_string())?;
+            let import = if prime_import {
+                card.import(dumb.fd.as_fd(), w, h, dumb.stride)
+            } else {
+                card.import_own(&dumb, w, h)
+            };
+            card.release(import.map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())
         };
         let a = self.allocator.clone();
         let timings = {
@@ -383,7 +400,7 @@ impl Bench {
         };
         let names = [
             "raw ioctls (SET_NAME included)",
-            "raw + the dma-buf check's fstat",
+            "raw + PRIME import of its own dma-buf",
             "cenalloc realize_plan (planned once)",
         ];
         self.record_against_first(group, &case, &names, timings);

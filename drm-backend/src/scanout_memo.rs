@@ -1,0 +1,134 @@
+//! The framebuffer layouts a device has already accepted, so that importing the buffers of a
+//! pool or swapchain (one layout, many buffers) checks the layout once instead of per buffer.
+//!
+//! Exact: a layout is remembered by everything [`crate::DrmDevice::check_scanout_layout`]
+//! looks at (format, width, modifier, every plane's stride and offset), never by a hash.
+
+use std::sync::Mutex;
+
+use cenalloc::{Layout, Modifier};
+
+/// How many layouts a device remembers (a compositor shows a few sizes at once).
+const REMEMBERED: usize = 4;
+
+/// What the scan-out check of a layout depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    fourcc: u32,
+    width: u32,
+    modifier: Modifier,
+    planes: usize,
+    strides: [u64; 4],
+    offsets: [u64; 4],
+}
+
+impl Shape {
+    /// `None` for a layout the check always refuses (no format, or more than 4 planes).
+    fn of(layout: &Layout) -> Option<Shape> {
+        let fourcc = layout.fourcc? as u32;
+        if layout.planes.len() > 4 {
+            return None;
+        }
+        let mut shape = Shape {
+            fourcc,
+            width: layout.width,
+            modifier: layout.modifier,
+            planes: layout.planes.len(),
+            strides: [0; 4],
+            offsets: [0; 4],
+        };
+        for (i, p) in layout.planes.iter().enumerate() {
+            shape.strides[i] = p.stride;
+            shape.offsets[i] = p.offset;
+        }
+        Some(shape)
+    }
+}
+
+/// The last few layouts a device accepted for scan-out, most recent first.
+#[derive(Debug, Default)]
+pub(crate) struct ScanoutMemo {
+    accepted: Mutex<[Option<Shape>; REMEMBERED]>,
+}
+
+impl ScanoutMemo {
+    /// The device accepted this layout before.
+    pub(crate) fn knows(&self, layout: &Layout) -> bool {
+        let Some(shape) = Shape::of(layout) else {
+            return false;
+        };
+        let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+        accepted.contains(&Some(shape))
+    }
+
+    /// Remembers a layout the device has just accepted, forgetting the oldest.
+    pub(crate) fn remember(&self, layout: &Layout) {
+        let Some(shape) = Shape::of(layout) else {
+            return;
+        };
+        let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
+        if !accepted.contains(&Some(shape)) {
+            accepted.rotate_right(1);
+            accepted[0] = Some(shape);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cenalloc::{Fourcc, PlaneLayout};
+
+    fn xrgb(width: u32, stride: u64) -> Layout {
+        Layout {
+            fourcc: Some(Fourcc::Xrgb8888),
+            width,
+            height: 16,
+            modifier: Modifier::LINEAR,
+            planes: vec![PlaneLayout {
+                offset: 0,
+                stride,
+                size: stride * 16,
+            }],
+            size: stride * 16,
+        }
+    }
+
+    #[test]
+    fn remembers_exactly_what_it_was_told() {
+        let memo = ScanoutMemo::default();
+        assert!(!memo.knows(&xrgb(16, 64)));
+        memo.remember(&xrgb(16, 64));
+        assert!(memo.knows(&xrgb(16, 64)));
+        assert!(!memo.knows(&xrgb(16, 128)), "another stride");
+        assert!(!memo.knows(&xrgb(17, 128)), "another width");
+        let mut other_modifier = xrgb(16, 64);
+        other_modifier.modifier = Modifier::INVALID;
+        assert!(!memo.knows(&other_modifier));
+    }
+
+    #[test]
+    fn forgets_the_oldest() {
+        let memo = ScanoutMemo::default();
+        for w in 1..=REMEMBERED as u32 + 1 {
+            memo.remember(&xrgb(w, 64));
+        }
+        assert!(!memo.knows(&xrgb(1, 64)));
+        for w in 2..=REMEMBERED as u32 + 1 {
+            assert!(memo.knows(&xrgb(w, 64)), "width {w}");
+        }
+    }
+
+    #[test]
+    fn a_blob_or_five_planes_is_never_known() {
+        let memo = ScanoutMemo::default();
+        let mut blob = xrgb(16, 64);
+        blob.fourcc = None;
+        memo.remember(&blob);
+        assert!(!memo.knows(&blob));
+        let mut five = xrgb(16, 64);
+        five.planes = vec![five.planes[0]; 5];
+        memo.remember(&five);
+        assert!(!memo.knows(&five));
+    }
+}
