@@ -1,10 +1,12 @@
 //! `cargo xtask bench`: builds `cenalloc-bench` and `pipeline-bench` in release mode, runs both
 //! in one guest boot and puts their tables and JSON in `target/bench/` (`bench.txt`,
-//! `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`).
+//! `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`), with per-buffer instruction
+//! and system-call counts of cenalloc and the raw floor (`counts.txt`, `counts.json`; see
+//! [`crate::counts`]).
 //!
 //! Options: `--quick` (fewer, shorter batches; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
-//! pipeline-bench alone), `--timeout S` (guest).
+//! pipeline-bench alone; `counts`: the counts alone), `--timeout S` (guest).
 
 use std::process::Command;
 use std::time::Duration;
@@ -33,7 +35,7 @@ pub fn main(args: &[String]) -> Result<i32> {
             "--only" => {
                 i += 1;
                 let g = args.get(i).ok_or("--only needs a group")?;
-                if g != "pipelines" {
+                if g != "pipelines" && g != "counts" {
                     bench_args.extend(["--only".to_owned(), g.clone()]);
                 }
                 only = Some(g.clone());
@@ -52,7 +54,13 @@ pub fn main(args: &[String]) -> Result<i32> {
         }
         i += 1;
     }
+    let bench_groups = !matches!(only.as_deref(), Some("pipelines" | "counts"));
+    let pipelines = only.is_none() || only.as_deref() == Some("pipelines");
+    let counts = only.is_none() || only.as_deref() == Some("counts");
     crate::packages::ensure()?;
+    if counts {
+        crate::packages::ensure_also(&["valgrind", "strace"])?;
+    }
     let kernel = kernel::setup()?;
     // Benchmarks are the one place a release build is worth its time.
     process::run(
@@ -77,7 +85,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     let share = vm::shell_quote(&share_out.to_string_lossy());
     let mut script = String::from("set -e\n");
     let mut expected = Vec::new();
-    if only.as_deref() != Some("pipelines") {
+    if bench_groups {
         let args: Vec<String> = bench_args.iter().map(|a| vm::shell_quote(a)).collect();
         script.push_str(&format!(
             "{} --out {share} {}\n",
@@ -86,7 +94,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         ));
         expected.extend(["bench.txt", "bench.json"]);
     }
-    if only.is_none() || only.as_deref() == Some("pipelines") {
+    if pipelines {
         // Three runs of every loop, medians of their ratios; the table is kept as text too.
         let (runs, frames) = if quick { (1, 30) } else { (3, 150) };
         script.push_str(&format!(
@@ -94,6 +102,12 @@ pub fn main(args: &[String]) -> Result<i32> {
             vm::shell_quote(&release.join("pipeline-bench").to_string_lossy()),
         ));
         expected.extend(["pipeline-bench.txt", "pipeline-bench.json"]);
+    }
+    if counts {
+        script.push_str(&crate::counts::guest_script(
+            &release.join("cenalloc-bench"),
+            &share_out,
+        ));
     }
     let cmd = vec!["sh".to_owned(), "-c".to_owned(), script];
     let outcome = vm::run(&kernel, &opts, &workspace_root(), &cmd)?;
@@ -106,6 +120,15 @@ pub fn main(args: &[String]) -> Result<i32> {
             std::fs::copy(&from, out.join(name))
                 .map_err(|e| format!("copying {}: {e}", from.display()))?;
             copied += 1;
+        }
+    }
+    if counts && outcome.status == Some(0) {
+        match crate::counts::report(&share_out, &out) {
+            Ok(text) => println!("\n{text}"),
+            Err(e) => {
+                eprintln!("xtask bench: counts: {e}");
+                return Ok(1);
+            }
         }
     }
     if copied == expected.len() {

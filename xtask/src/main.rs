@@ -8,6 +8,7 @@
 //! - `bench`: benchmarks in the guest; table and JSON in `target/bench/`.
 
 mod bench;
+mod counts;
 mod demo;
 mod kernel;
 mod packages;

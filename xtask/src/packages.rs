@@ -144,6 +144,16 @@ fn ensure_backports() -> Result<()> {
     Ok(())
 }
 
+/// Installs those of `packages` that are missing (tools only one command needs).
+pub fn ensure_also(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing {}", missing.join(" "));
+        apt_install(&missing)?;
+    }
+    Ok(())
+}
+
 /// Installs every missing package (and QEMU), adding bookworm-backports if needed.
 pub fn ensure() -> Result<()> {
     ensure_backports()?;

@@ -12,6 +12,8 @@
 //!
 //! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]]`; writes
 //! `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`).
+//! `cenalloc-bench --repeat CASE N` runs one variant N times and nothing else, for
+//! instruction and system-call counts (`cargo xtask bench` runs it under callgrind and strace).
 
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -70,6 +72,23 @@ fn realize_op<'a>(
             .map(drop)
             .map_err(|e| format!("realize_plan: {e}"))
     })
+}
+
+/// What `--repeat` runs: the raw floor and cenalloc, for a display-only and a heap buffer.
+const REPEAT_CASES: [&str; 4] = [
+    "raw-display-only",
+    "cenalloc-display-only",
+    "raw-heap",
+    "cenalloc-heap",
+];
+
+/// Runs `op` `n` times: the one function a callgrind run collects in.
+#[inline(never)]
+fn counted_cycles(op: &mut Op<'_>, n: usize) -> Res<()> {
+    for _ in 0..n {
+        op()?;
+    }
+    Ok(())
 }
 
 fn size_label(w: u32, h: u32) -> String {
@@ -202,6 +221,35 @@ impl Bench {
             drop(allocated);
             Ok(())
         }))
+    }
+
+    /// Runs one variant of a 32x32 buffer for vkms `n` times and nothing else (after one
+    /// warm-up run: first-use costs are not per-buffer costs), for counting what one buffer
+    /// executes: `valgrind --tool=callgrind --toggle-collect='*counted_cycles'`, strace.
+    fn repeat(&mut self, case: &str, n: usize) -> Res<()> {
+        let (usage, raw) = match case {
+            "raw-display-only" => (Usage::SCANOUT, true),
+            "cenalloc-display-only" => (Usage::SCANOUT, false),
+            "raw-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, true),
+            "cenalloc-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, false),
+            other => {
+                return Err(format!(
+                    "--repeat {other}: not a case ({})",
+                    REPEAT_CASES.join(", ")
+                ))
+            }
+        };
+        let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(self.vkms.clone())];
+        let plan = self.plan(&xrgb(32, 32, usage), &importers)?;
+        let raws = vec![Self::raw_card(&self.vkms_path, true)?];
+        let a = self.allocator.clone();
+        let mut op = if raw {
+            self.raw_op(&plan, &raws)?
+        } else {
+            realize_op(&a, &plan, &importers)
+        };
+        op()?;
+        counted_cycles(&mut op, n)
     }
 
     fn raw_vivid(&self) -> Res<RawImporter> {
@@ -720,6 +768,7 @@ fn run(args: &[String]) -> Res<i32> {
     let mut out = PathBuf::from("target/bench");
     let mut quick = false;
     let mut only: Option<String> = None;
+    let mut repeat: Option<(String, usize)> = None;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -730,6 +779,15 @@ fn run(args: &[String]) -> Res<i32> {
                 return Ok(0);
             }
             "--quick" => quick = true,
+            "--repeat" => {
+                let case = args.get(i + 1).ok_or("--repeat needs a case and a count")?;
+                let n = args.get(i + 2).ok_or("--repeat needs a count")?;
+                let n = n
+                    .parse()
+                    .map_err(|_| format!("--repeat {case} {n}: not a count"))?;
+                repeat = Some((case.clone(), n));
+                i += 2;
+            }
             "--out" => {
                 i += 1;
                 out = PathBuf::from(args.get(i).ok_or("--out needs a directory")?);
@@ -740,7 +798,8 @@ fn run(args: &[String]) -> Res<i32> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]] (groups: vkms overhead vivid gbm pool importers probe)"
+                    "usage: cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]] (groups: vkms overhead vivid gbm pool importers probe)\n       cenalloc-bench --repeat CASE N (cases: {})",
+                    REPEAT_CASES.join(" ")
                 );
                 return Ok(0);
             }
@@ -775,6 +834,10 @@ fn run(args: &[String]) -> Res<i32> {
         rows: Vec::new(),
         notes: Vec::new(),
     };
+    if let Some((case, n)) = repeat {
+        bench.repeat(&case, n)?;
+        return Ok(0);
+    }
     let clock_before = prefer_tsc();
     if clock_before != "tsc" {
         // Jiffies tick every 4 ms: a 60 µs operation would read as 0 or 4000 µs.
