@@ -179,8 +179,10 @@ struct Seatd {
 impl Seatd {
     const SOCKET: &'static str = "/run/seatd.sock";
 
-    /// Starts seatd and waits for its socket; panics (the test fails) if it cannot.
-    fn start() -> Seatd {
+    /// Starts seatd and waits for its socket; panics (the test fails) if it cannot. A
+    /// VT-bound seat follows the active virtual terminal (sessions pause when it changes);
+    /// otherwise the seat is independent of the guest's VTs (its console is a serial line).
+    fn start(vt_bound: bool) -> Seatd {
         assert!(
             !std::path::Path::new(Self::SOCKET).exists(),
             "{} exists before the test started seatd: another seatd is running",
@@ -190,8 +192,7 @@ impl Seatd {
         let file = std::fs::File::create(&log).expect("seatd log file");
         let child = Command::new("seatd")
             .args(["-l", "debug", "-u", "nobody"])
-            // The guest's console is a serial line; the seat need not drive a VT.
-            .env("SEATD_VTBOUND", "0")
+            .env("SEATD_VTBOUND", if vt_bound { "1" } else { "0" })
             .stdout(file.try_clone().expect("dup log"))
             .stderr(file)
             .spawn()
@@ -316,7 +317,7 @@ fn as_nobody(cmd: &str) -> Command {
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn compositor_as_a_user_under_a_seatd_session_scans_out_zero_copy() {
     let setup = UserSetup::new();
-    let seatd = Seatd::start();
+    let seatd = Seatd::start(false);
     let client = setup.bin("client");
     let out = as_nobody(&setup.bin("compositor"))
         .args([
@@ -380,5 +381,201 @@ fn compositor_as_a_user_under_a_seatd_session_scans_out_zero_copy() {
         !direct.status.success()
             && String::from_utf8_lossy(&direct.stderr).contains("Permission denied"),
         "nobody could open {node} directly, so the test proves nothing about the seat: {direct:?}"
+    );
+}
+
+/// Makes virtual terminal `vt` the active one (VT_ACTIVATE, then VT_WAITACTIVE on /dev/tty0,
+/// as chvt does), giving up after 20 s: seatd must release or take back the display first.
+fn switch_vt(vt: u32) {
+    let script = format!(
+        "import fcntl, os\nfd = os.open('/dev/tty0', os.O_RDWR)\n\
+         fcntl.ioctl(fd, 0x5606, {vt})\nfcntl.ioctl(fd, 0x5607, {vt})\n"
+    );
+    let out = Command::new("timeout")
+        .args(["20", "python3", "-c", &script])
+        .output()
+        .expect("cannot run python3 for VT_ACTIVATE");
+    assert!(
+        out.status.success(),
+        "switching to VT {vt} did not complete: {out:?}"
+    );
+}
+
+/// Waits up to `secs` for `path` to contain `what`; returns the text, or panics with it.
+fn wait_for_text(path: &std::path::Path, what: &str, secs: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(what) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what:?} within {secs} s:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The `master` column of the DRM client list (debugfs) for the compositor's file of `card`,
+/// and the list. seatd opened that file and passed it on, so the list may name either.
+fn drm_master_flags(card: &str) -> (Vec<String>, String) {
+    let minor = card.trim_start_matches("/dev/dri/card");
+    let path = format!("/sys/kernel/debug/dri/{minor}/clients");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // command tgid dev master a uid magic ...
+    let flags = text
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let ours = matches!(words.first(), Some(&"compositor" | &"seatd"));
+            ours.then(|| words.get(3).copied().unwrap_or("").to_owned())
+        })
+        .collect();
+    (flags, text)
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A VT switch under `--session` (seatd bound to the VTs): switching away makes seatd pause
+/// the session, and the compositor lets go of the display (no longer DRM master, nothing
+/// presented, no frame callbacks, so the client waits); switching back activates it, and it
+/// takes the display back and goes on presenting the client's buffers zero-copy, bit-exact
+/// through writeback. The one frame that carries the modeset of taking the display back may
+/// be composited (smithay composes it); it is reported as such.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn compositor_lets_go_of_the_display_on_a_vt_switch_and_takes_it_back() {
+    let setup = UserSetup::new();
+    let seatd = Seatd::start(true);
+    let client = setup.bin("client");
+    let log = PathBuf::from("/run/cenalloc-vt-switch.log");
+    let file = std::fs::File::create(&log).expect("compositor log file");
+    let mut child = Reaped(
+        as_nobody(&setup.bin("compositor"))
+            .args([
+                "--session",
+                "--verify",
+                "40",
+                "--",
+                &client,
+                // A frame shown just as the session pauses cannot be verified (the writeback
+                // commit needs DRM master): a few more frames than verified ones.
+                "--frames",
+                "44",
+            ])
+            .env("XDG_RUNTIME_DIR", &setup.runtime_dir)
+            .env("LIBSEAT_BACKEND", "seatd")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().expect("dup log file"))
+            .stderr(file)
+            .spawn()
+            .expect("cannot run setpriv (util-linux)"),
+    );
+    let finish = |child: &mut std::process::Child| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for the compositor") {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the compositor did not finish:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+
+    let text = wait_for_text(&log, "frame 10/40:", 120);
+    let card = text
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("session: ")? + "session: ".len()..];
+            rest.strip_suffix(" opened through libseat on seat seat0")
+        })
+        .unwrap_or_else(|| panic!("the compositor did not say it used the seat:\n{text}"))
+        .to_owned();
+    let (flags, clients) = drm_master_flags(&card);
+    assert_eq!(flags, ["y"], "not DRM master before the switch:\n{clients}");
+
+    switch_vt(2);
+    let text = wait_for_text(&log, "session paused: releasing the display", 20);
+    let verified = |t: &str| t.lines().filter(|l| l.starts_with("frame ")).count();
+    let at_pause = verified(&text);
+    let (flags, clients) = drm_master_flags(&card);
+    assert_eq!(
+        flags,
+        ["n"],
+        "still DRM master while paused:\n{clients}\n{text}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let paused = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        verified(&paused) <= at_pause + 1,
+        "frames were presented while the session was paused:\n{paused}"
+    );
+
+    switch_vt(1);
+    wait_for_text(&log, "session active again: taking the display back", 20);
+    let (flags, clients) = drm_master_flags(&card);
+    assert_eq!(flags, ["y"], "not DRM master again:\n{clients}");
+    let status = finish(&mut child.0);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let seatd_log = seatd.log_text();
+    drop(seatd);
+    drop(setup);
+    let _ = std::fs::remove_file(&log);
+    println!("{text}\n--- seatd\n{seatd_log}");
+    assert!(status.success(), "compositor --session failed:\n{text}");
+    // Every frame scanned out the client's buffer, but for at most the one frame that carried
+    // the modeset of taking the display back, which smithay composes (bit-exact too).
+    let count = |what: &str| -> u32 {
+        text.lines()
+            .find_map(|l| l.strip_suffix(what)?.strip_suffix("/40")?.parse().ok())
+            .unwrap_or(0)
+    };
+    let (zero_copy, retaken) = (
+        count(" frames zero-copy"),
+        count(" frames composited while taking the display back"),
+    );
+    assert!(
+        zero_copy + retaken == 40 && retaken <= 1,
+        "{zero_copy} zero-copy + {retaken} retaken frames of 40:\n{text}"
+    );
+    // Frames were verified after the display came back: bit-exact, and on the plane from
+    // the second on.
+    let after: Vec<&str> = text
+        .split("session active again: taking the display back")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("frame "))
+        .collect();
+    assert!(
+        after.len() >= 10,
+        "too few frames after the session came back:\n{text}"
+    );
+    assert!(
+        after.iter().all(|l| l.contains("bit-exact"))
+            && after[1..]
+                .iter()
+                .all(|l| l.contains("client buffer on the primary plane")),
+        "frames after the session came back are not bit-exact zero-copy:\n{text}"
+    );
+    assert!(
+        !seatd_log.contains("[ERROR]"),
+        "seatd logged an error:\n{seatd_log}"
     );
 }

@@ -447,6 +447,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
                         SessionEvent::PauseSession => {
                             log::info!("session paused: releasing the display");
                             drm.pause();
+                            state.session_paused();
                         }
                         SessionEvent::ActivateSession => {
                             log::info!("session active again: taking the display back");

@@ -150,16 +150,20 @@ impl Writeback {
     }
 
     /// Queues one writeback job on the current frame, waits for its fence and returns the
-    /// captured XRGB8888 rows (tightly packed).
-    pub fn capture(&mut self, drm: &DrmDeviceFd) -> Result<Vec<u8>, String> {
-        let fence = cenalloc_drm::writeback::queue_job(
+    /// captured XRGB8888 rows (tightly packed); `None` if the kernel refuses the commit
+    /// because the compositor is no longer DRM master (the seat has just paused the session).
+    pub fn capture(&mut self, drm: &DrmDeviceFd) -> Result<Option<Vec<u8>>, String> {
+        let fence = match cenalloc_drm::writeback::queue_job(
             drm,
             self.connector,
             self.fb_prop,
             self.fence_prop,
             self.fb,
-        )
-        .map_err(|e| format!("writeback commit: {e}"))?;
+        ) {
+            Ok(fence) => fence,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return Ok(None),
+            Err(e) => return Err(format!("writeback commit: {e}")),
+        };
         cenalloc_drm::writeback::wait_fence(&fence, std::time::Duration::from_secs(5))
             .map_err(|e| format!("writeback fence: {e}"))?;
         let (w, h) = self.size;
@@ -171,7 +175,7 @@ impl Writeback {
         for y in 0..h as usize {
             out.extend_from_slice(&map[y * pitch..y * pitch + w as usize * 4]);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 }
 
