@@ -334,42 +334,6 @@ fn discovery_lists_unavailable_nodes() {
 }
 
 #[test]
-fn an_edited_plan_layout_is_checked_again() {
-    let (a, ..) = system_allocator();
-    let vkms = MockImporter::new(
-        "vkms",
-        Constraints {
-            pitch_align: 256,
-            ..Default::default()
-        },
-    );
-    let only_export = Constraints {
-        can_import: false,
-        can_export: true,
-        ..Default::default()
-    };
-    let gpu = MockImporter::new("gpu", only_export.clone());
-    let mut plan = a.plan(&nv12(), &[dynimp(&vkms), dynimp(&gpu)]).unwrap();
-    // Planning checked its layout; one edited afterwards (and exported as edited) is not
-    // taken on trust.
-    plan.layout.planes[0].stride = 1928;
-    let gpu = MockImporter::exporter("gpu", only_export, plan.layout.clone());
-    let e = a
-        .allocate(&plan, &[dynimp(&vkms), dynimp(&gpu)])
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            Error::Incompatible {
-                kind: ConstraintKind::Alignment,
-                ..
-            }
-        ),
-        "{e}"
-    );
-}
-
-#[test]
 fn exporter_layouts_are_validated() {
     let (a, ..) = system_allocator();
     let vkms = MockImporter::new(
@@ -409,11 +373,29 @@ fn exporter_layouts_are_validated() {
     }
     // A fitting layout passes validation; the mock's fd is a memfd, which is then refused as
     // not being a dma-buf.
-    let gpu = MockImporter::exporter("gpu", only_export, plan.layout.clone());
+    let gpu = MockImporter::exporter("gpu", only_export.clone(), plan.layout.clone());
     let e = a
         .allocate(&plan, &[dynimp(&vkms), dynimp(&gpu)])
         .unwrap_err();
     assert!(matches!(e, Error::NotDmabuf { .. }), "{e}");
+    // Planning checked the plan's layout; one edited afterwards, and exported as edited, is
+    // not taken on trust.
+    let mut edited = plan.clone();
+    edited.layout.planes[0].stride = 1928;
+    let gpu = MockImporter::exporter("gpu", only_export, edited.layout.clone());
+    let e = a
+        .allocate(&edited, &[dynimp(&vkms), dynimp(&gpu)])
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Incompatible {
+                kind: ConstraintKind::Alignment,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]

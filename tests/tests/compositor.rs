@@ -308,6 +308,21 @@ fn as_nobody(cmd: &str) -> Command {
     c
 }
 
+/// The DRM node the compositor says it opened through the seat; panics (the test fails) if
+/// it said none.
+fn seat_node(compositor_output: &str) -> String {
+    compositor_output
+        .lines()
+        .find_map(|l| {
+            let rest = &l[l.find("session: ")? + "session: ".len()..];
+            rest.strip_suffix(" opened through libseat on seat seat0")
+        })
+        .unwrap_or_else(|| {
+            panic!("the compositor did not say it used the seat:\n{compositor_output}")
+        })
+        .to_owned()
+}
+
 /// `--session`: the compositor, run as `nobody`, who cannot open the KMS node, gets it through
 /// a libseat session served by seatd, which makes it DRM master; the zero-copy proof (plane
 /// assignment, GETFB2 backing, bit-exact writeback) holds as with the direct open as root. The
@@ -351,14 +366,7 @@ fn compositor_as_a_user_under_a_seatd_session_scans_out_zero_copy() {
     );
     // The node came through the seat: the compositor says so, and seatd opened it for a
     // client of uid nobody (and closed it when the compositor left).
-    let node = text
-        .lines()
-        .find_map(|l| {
-            let rest = &l[l.find("session: ")? + "session: ".len()..];
-            rest.strip_suffix(" opened through libseat on seat seat0")
-        })
-        .unwrap_or_else(|| panic!("the compositor did not say it used the seat:\n{text}"))
-        .to_owned();
+    let node = seat_node(&text);
     assert!(
         log.contains(&format!("uid: {NOBODY},")),
         "seatd's client was not uid {NOBODY}:\n{log}"
@@ -499,14 +507,7 @@ fn compositor_lets_go_of_the_display_on_a_vt_switch_and_takes_it_back() {
     };
 
     let text = wait_for_text(&log, "frame 10/40:", 120);
-    let card = text
-        .lines()
-        .find_map(|l| {
-            let rest = &l[l.find("session: ")? + "session: ".len()..];
-            rest.strip_suffix(" opened through libseat on seat seat0")
-        })
-        .unwrap_or_else(|| panic!("the compositor did not say it used the seat:\n{text}"))
-        .to_owned();
+    let card = seat_node(&text);
     let (flags, clients) = drm_master_flags(&card);
     assert_eq!(flags, ["y"], "not DRM master before the switch:\n{clients}");
 
