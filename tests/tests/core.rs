@@ -138,16 +138,17 @@ fn sources_say_up_to_where_their_pages_may_lie() {
         a.source("udmabuf").unwrap().properties().max_address,
         Some(top)
     );
-    // The CMA area's place is known only through CONFIG_CMA_DEBUGFS.
+    // The CMA area lies where the kernel reserved it at boot, as its log says; cenalloc reads
+    // it from debugfs (CONFIG_CMA_DEBUGFS, which the guest kernel has).
+    let (base, size) = cma_reservation_in_kernel_log();
     let cma = a.source("reserved").unwrap().properties().max_address;
-    if std::path::Path::new("/sys/kernel/debug/cma/reserved").exists() {
-        assert!(
-            cma.is_some_and(|c| c <= top),
-            "CMA top {cma:?}, RAM top {top:#x}"
-        );
-    } else {
-        assert_eq!(cma, None, "no debugfs cma/reserved, yet a CMA top");
-    }
+    assert_eq!(
+        cma,
+        Some(base + size - 1),
+        "the kernel reserved {} MiB at {base:#x}",
+        size >> 20
+    );
+    assert!(base + size - 1 <= top, "CMA area above RAM's top {top:#x}");
     // A device reaching less than all of RAM cannot get system memory.
     let narrow = device(
         "dma-limited",
@@ -160,6 +161,24 @@ fn sources_say_up_to_where_their_pages_may_lie() {
     let plan = a.plan_with_source(&request, &[narrow], "system");
     let err = plan.expect_err("system memory above the limit was accepted");
     assert!(err.to_string().contains("dma-limited"), "{err}");
+}
+
+/// (base, size) of the default CMA area from the kernel log: `cma: Reserved 128 MiB at
+/// 0x0000000077e00000 on node -1` (mm/cma.c).
+fn cma_reservation_in_kernel_log() -> (u64, u64) {
+    let out = std::process::Command::new("dmesg")
+        .output()
+        .expect("cannot run dmesg");
+    let log = String::from_utf8_lossy(&out.stdout);
+    log.lines()
+        .find_map(|l| {
+            let rest = &l[l.find("cma: Reserved ")? + "cma: Reserved ".len()..];
+            let (mib, rest) = rest.split_once(" MiB at 0x")?;
+            let hex = rest.split_whitespace().next()?;
+            let base = u64::from_str_radix(hex, 16).ok()?;
+            Some((base, mib.parse::<u64>().ok()? << 20))
+        })
+        .unwrap_or_else(|| panic!("no CMA reservation in the kernel log:\n{log}"))
 }
 
 #[test]
