@@ -206,7 +206,7 @@ impl Allocator {
             exporter: None,
             size: layout.size,
             modifier: layout.modifier,
-            verified_layout: Some(layout.clone()),
+            verified_layout: None,
             layout,
             merged,
             reasons,

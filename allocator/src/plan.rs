@@ -51,9 +51,9 @@ pub struct Plan {
     /// The name each buffer of the plan gets (DMA_BUF_SET_NAME; the kernel keeps 31 bytes):
     /// the request's, or `cenalloc FOURCC WxH`.
     pub name: String,
-    /// The layout as planning checked it against `merged` (a device's estimate is checked
-    /// once; a memory source's layout is computed to satisfy it): a device's exported layout
-    /// equal to it needs no check per buffer. Kept apart from `layout`, which callers may edit.
+    /// For a plan whose device lays the buffer out itself: the estimate, if planning found
+    /// that it satisfies `merged`. An exported layout equal to it needs no check per buffer.
+    /// Kept apart from `layout`, which callers may edit.
     #[serde(skip)]
     pub(crate) verified_layout: Option<Layout>,
     /// `name` as the kernel keeps it, made once per plan.

@@ -63,6 +63,12 @@ struct Tally {
     retaken: u32,
 }
 
+/// A frame that reached the screen as the seat took the display away cannot be verified
+/// (capturing it needs DRM master); a later frame takes its place.
+fn unverifiable_frame() {
+    println!("frame shown as the session paused: not verified (not DRM master)");
+}
+
 /// Everything the compositor keeps.
 pub struct State {
     /// The Wayland display (taken out while it dispatches into the state).
@@ -218,9 +224,7 @@ impl State {
     pub fn vblank(&mut self) {
         self.flip_pending = false;
         match self.compositor.frame_submitted() {
-            Ok(Some(_)) if self.paused => {
-                println!("frame shown as the session paused: not verified (not DRM master)");
-            }
+            Ok(Some(_)) if self.paused => unverifiable_frame(),
             Ok(Some(info)) => self.check_frame(info),
             Ok(None) => {}
             Err(e) => log::error!("frame_submitted: {e}"),
@@ -298,9 +302,7 @@ impl State {
                     Ok((frame, diff, first))
                 }
                 Ok(None) => {
-                    // Shown as the seat took the display away: not this frame's fault, and
-                    // not verifiable; a later frame takes its place.
-                    println!("frame shown as the session paused: not verified (not DRM master)");
+                    unverifiable_frame();
                     self.tally.checked -= 1;
                     self.retaking = retaking;
                     return;
