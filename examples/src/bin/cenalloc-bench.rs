@@ -437,22 +437,14 @@ impl Bench {
             card.release(import.map_err(|e| e.to_string())?)
                 .map_err(|e| e.to_string())
         };
-        let a = self.allocator.clone();
-        let timings = {
-            let mut ops: Vec<Op<'_>> = vec![
-                Box::new(|| raw_cycle(false)),
-                Box::new(|| raw_cycle(true)),
-                realize_op(&a, &plan, &importers),
-            ];
-            compare(self.budget, &mut ops)?
-        };
-        let names = [
-            "raw ioctls (SET_NAME included)",
+        self.floor_step_and_cenalloc(
+            group,
+            &case,
+            raw_cycle,
             "raw + PRIME import of its own dma-buf",
-            "cenalloc realize_plan (planned once)",
-        ];
-        self.record_against_first(group, &case, &names, timings);
-        Ok(())
+            &plan,
+            &importers,
+        )
     }
 
     /// The same for vivid-001: the raw floor, the floor plus listing the queue's formats
@@ -484,22 +476,42 @@ impl Bench {
             drop(fd);
             Ok(())
         };
+        self.floor_step_and_cenalloc(
+            group,
+            &case,
+            raw_cycle,
+            &format!("raw + ENUM_FMT ×{formats}"),
+            &plan,
+            &importers,
+        )
+    }
+
+    /// Times the raw floor (`raw(false)`), the floor with one more step (`raw(true)`, named
+    /// `step`) and cenalloc realizing `plan`, side by side, each against the floor.
+    fn floor_step_and_cenalloc(
+        &mut self,
+        group: &str,
+        case: &str,
+        raw: impl Fn(bool) -> Res<()>,
+        step: &str,
+        plan: &Arc<Plan>,
+        importers: &[Arc<dyn Importer>],
+    ) -> Res<()> {
         let a = self.allocator.clone();
         let timings = {
             let mut ops: Vec<Op<'_>> = vec![
-                Box::new(|| raw_cycle(false)),
-                Box::new(|| raw_cycle(true)),
-                realize_op(&a, &plan, &importers),
+                Box::new(|| raw(false)),
+                Box::new(|| raw(true)),
+                realize_op(&a, plan, importers),
             ];
             compare(self.budget, &mut ops)?
         };
-        let enum_name = format!("raw + ENUM_FMT ×{formats}");
         let names = [
             "raw ioctls (SET_NAME included)",
-            enum_name.as_str(),
+            step,
             "cenalloc realize_plan (planned once)",
         ];
-        self.record_against_first(group, &case, &names, timings);
+        self.record_against_first(group, case, &names, timings);
         Ok(())
     }
 
