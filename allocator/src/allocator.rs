@@ -275,19 +275,16 @@ impl Allocator {
         let buffer = match plan.exporter {
             Some(i) => {
                 let exported = self.export_from(plan, i, importers)?;
-                let (fd, layout, source) = (exported.fd, exported.layout, plan.source.clone());
-                let mut buffer = if exported.known_dmabuf {
-                    Buffer::new_unchecked(fd, layout, source, exported.keepalive)
-                } else {
-                    Buffer::with_keepalive(fd, layout, source, exported.keepalive)?
-                };
-                buffer.set_source_properties(plan.source_properties.clone());
-                buffer
+                Buffer::from_export(
+                    exported,
+                    plan.source.clone(),
+                    Some(plan.source_properties.clone()),
+                )?
             }
             None => {
                 let fd = self.allocate_fd(plan)?;
                 let mut buffer =
-                    Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone(), None);
+                    Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone());
                 buffer.set_source_properties(plan.source_properties.clone());
                 buffer
             }
@@ -340,7 +337,7 @@ impl Allocator {
             ))
         })?;
         let exported = exporter.export(&plan.request, &plan.merged)?;
-        let (got, want) = (&exported.layout, &plan.layout);
+        let (got, want) = (exported.layout(), &plan.layout);
         if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
             return Err(Error::Incompatible {
                 device: exporter.name().to_owned(),
@@ -356,11 +353,11 @@ impl Allocator {
                 ),
             });
         }
-        if plan.verified(&exported.layout) {
+        if plan.verified(exported.layout()) {
             return Ok(exported);
         }
         exported
-            .layout
+            .layout()
             .check(&plan.merged.constraints)
             .map_err(|(kind, reason)| Error::Incompatible {
                 device: exporter.name().to_owned(),

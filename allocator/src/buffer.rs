@@ -12,52 +12,101 @@ use crate::{Error, Layout, Plan, Result, SourceChoice, SourceProperties};
 /// as long as any clone or any import of it.
 #[derive(Clone)]
 pub struct Buffer {
-    inner: Arc<Inner>,
+    inner: Arc<Inner<dyn Any + Send + Sync>>,
 }
 
-struct Inner {
+/// The shared part of a buffer. The keepalive lives in the same allocation (no box of its
+/// own): a buffer costs one allocation whatever keeps it alive.
+struct Inner<K: ?Sized> {
     fd: OwnedFd,
     description: Description,
-    keepalive: Option<Box<dyn Any + Send + Sync>>,
+    /// `keepalive` is not [`NoKeepalive`] (known without a dynamic type check).
+    has_keepalive: bool,
+    keepalive: K,
+}
+
+/// The keepalive of a buffer that has none.
+pub(crate) struct NoKeepalive;
+
+/// A buffer's shared part, keeping `keepalive` (or nothing) alive with it.
+fn share<K: Any + Send + Sync>(
+    fd: OwnedFd,
+    description: Description,
+    keepalive: K,
+) -> Arc<Inner<dyn Any + Send + Sync>> {
+    Arc::new(Inner {
+        fd,
+        description,
+        has_keepalive: std::any::TypeId::of::<K>() != std::any::TypeId::of::<NoKeepalive>(),
+        keepalive,
+    })
+}
+
+/// Where an exported buffer came from, once the allocator knows.
+enum Origin {
+    Plan(Arc<Plan>),
+    Choice(SourceChoice, Option<SourceProperties>),
+}
+
+/// The origin of a device export not placed yet.
+static UNPLACED: SourceChoice = SourceChoice {
+    kind: crate::SourceKind::Device,
+    name: String::new(),
+    path: None,
+};
+
+fn own(layout: Layout, source: SourceChoice) -> Description {
+    Description::Own(Box::new(Own {
+        layout,
+        source,
+        properties: None,
+    }))
 }
 
 /// Layout and origin of a buffer: its own, or those of the plan it was allocated from
 /// (shared, so buffers of one plan cost no copies of it), or the layout the exporting device
-/// chose with the plan's origin.
+/// chose with the plan's origin. Kept small: it is moved into every buffer's allocation.
 enum Description {
-    Own {
-        layout: Layout,
-        source: SourceChoice,
-        properties: Option<SourceProperties>,
-    },
+    /// A buffer wrapped outside a plan (boxed: rare and large).
+    Own(Box<Own>),
+    /// Laid out as its plan says.
     Planned(Arc<Plan>),
-    Exported {
-        layout: Layout,
-        plan: Arc<Plan>,
-    },
+    /// Laid out by the exporting device other than its plan estimated.
+    Exported { layout: Layout, plan: Arc<Plan> },
+    /// A device export whose origin is not known yet.
+    Unplaced(Layout),
 }
 
-impl Inner {
+struct Own {
+    layout: Layout,
+    source: SourceChoice,
+    properties: Option<SourceProperties>,
+}
+
+impl<K: ?Sized> Inner<K> {
     fn layout(&self) -> &Layout {
         match &self.description {
-            Description::Own { layout, .. } | Description::Exported { layout, .. } => layout,
+            Description::Own(own) => &own.layout,
             Description::Planned(plan) => &plan.layout,
+            Description::Exported { layout, .. } | Description::Unplaced(layout) => layout,
         }
     }
 
     fn source(&self) -> &SourceChoice {
         match &self.description {
-            Description::Own { source, .. } => source,
+            Description::Own(own) => &own.source,
             Description::Planned(plan) | Description::Exported { plan, .. } => &plan.source,
+            Description::Unplaced(_) => &UNPLACED,
         }
     }
 
     fn properties(&self) -> Option<&SourceProperties> {
         match &self.description {
-            Description::Own { properties, .. } => properties.as_ref(),
+            Description::Own(own) => own.properties.as_ref(),
             Description::Planned(plan) | Description::Exported { plan, .. } => {
                 Some(&plan.source_properties)
             }
+            Description::Unplaced(_) => None,
         }
     }
 }
@@ -192,68 +241,98 @@ impl Buffer {
     /// Wraps a dma-buf with its layout (for buffers cenalloc did not allocate, e.g. a Wayland
     /// client's). Fails with [`crate::Error::NotDmabuf`] if `fd` is not a dma-buf.
     pub fn from_fd(fd: OwnedFd, layout: Layout, source: SourceChoice) -> Result<Buffer> {
-        Self::with_keepalive(fd, layout, source, None)
+        ensure_dmabuf(&fd, &source.name)?;
+        Ok(Self::new_unchecked(fd, layout, source))
     }
 
     /// Like [`Buffer::from_fd`], also keeping a device-side object alive as long as the buffer.
-    pub fn with_keepalive(
+    pub fn with_keepalive<K: Any + Send + Sync>(
         fd: OwnedFd,
         layout: Layout,
         source: SourceChoice,
-        keepalive: Option<Box<dyn Any + Send + Sync>>,
+        keepalive: K,
     ) -> Result<Buffer> {
         ensure_dmabuf(&fd, &source.name)?;
-        Ok(Self::new_unchecked(fd, layout, source, keepalive))
+        Ok(Buffer {
+            inner: share(fd, own(layout, source), keepalive),
+        })
     }
 
     /// Wraps an fd a memory source just returned, trusted to be a dma-buf (or, in host tests,
     /// a memfd standing in for one).
-    pub(crate) fn new_unchecked(
-        fd: OwnedFd,
-        layout: Layout,
-        source: SourceChoice,
-        keepalive: Option<Box<dyn Any + Send + Sync>>,
-    ) -> Buffer {
+    pub(crate) fn new_unchecked(fd: OwnedFd, layout: Layout, source: SourceChoice) -> Buffer {
         Buffer {
-            inner: Arc::new(Inner {
-                fd,
-                description: Description::Own {
-                    layout,
-                    source,
-                    properties: None,
-                },
-                keepalive,
-            }),
+            inner: share(fd, own(layout, source), NoKeepalive),
         }
     }
 
     /// Wraps an fd the memory source of `plan` just returned; layout and origin are the plan's.
     pub(crate) fn planned(fd: OwnedFd, plan: Arc<Plan>) -> Buffer {
         Buffer {
-            inner: Arc::new(Inner {
-                fd,
-                description: Description::Planned(plan),
-                keepalive: None,
-            }),
+            inner: share(fd, Description::Planned(plan), NoKeepalive),
         }
+    }
+
+    /// The buffer of a device export, before its origin is known.
+    pub(crate) fn unplaced<K: Any + Send + Sync>(
+        fd: OwnedFd,
+        layout: Layout,
+        keepalive: K,
+    ) -> Buffer {
+        Buffer {
+            inner: share(fd, Description::Unplaced(layout), keepalive),
+        }
+    }
+
+    /// The dma-buf a device exported, now with its origin. Fails if the fd, not known to be
+    /// a dma-buf, is not one.
+    fn placed(exported: crate::Exported, origin: Origin) -> Result<Buffer> {
+        let (mut buffer, known_dmabuf) = exported.into_parts();
+        if !known_dmabuf {
+            let name = match &origin {
+                Origin::Plan(plan) => &plan.source.name,
+                Origin::Choice(choice, _) => &choice.name,
+            };
+            ensure_dmabuf(&buffer.inner.fd, name)?;
+        }
+        // An export never shares its buffer: the description is set in place.
+        if let Some(inner) = Arc::get_mut(&mut buffer.inner) {
+            let layout = match std::mem::replace(
+                &mut inner.description,
+                Description::Unplaced(Layout::EMPTY),
+            ) {
+                Description::Own(own) => own.layout,
+                Description::Planned(plan) => plan.layout.clone(),
+                Description::Exported { layout, .. } | Description::Unplaced(layout) => layout,
+            };
+            inner.description = match origin {
+                // As estimated (the common case): the plan's layout, no copy of it.
+                Origin::Plan(plan) if plan.layout == layout => Description::Planned(plan),
+                Origin::Plan(plan) => Description::Exported { layout, plan },
+                Origin::Choice(source, properties) => Description::Own(Box::new(Own {
+                    layout,
+                    source,
+                    properties,
+                })),
+            };
+        }
+        Ok(buffer)
     }
 
     /// Wraps the dma-buf the exporting device of `plan` allocated; its origin is the plan's.
     /// Fails if the fd, not known to be a dma-buf, is not one.
     pub(crate) fn exported(exported: crate::Exported, plan: Arc<Plan>) -> Result<Buffer> {
-        if !exported.known_dmabuf {
-            ensure_dmabuf(&exported.fd, &plan.source.name)?;
-        }
-        Ok(Buffer {
-            inner: Arc::new(Inner {
-                fd: exported.fd,
-                description: Description::Exported {
-                    layout: exported.layout,
-                    plan,
-                },
-                keepalive: exported.keepalive,
-            }),
-        })
+        Self::placed(exported, Origin::Plan(plan))
+    }
+
+    /// Wraps the dma-buf a device exported (by a direct [`crate::Importer::export`] call) as
+    /// coming from `source`. Fails if the fd, not known to be a dma-buf, is not one.
+    pub fn from_export(
+        exported: crate::Exported,
+        source: SourceChoice,
+        properties: Option<SourceProperties>,
+    ) -> Result<Buffer> {
+        Self::placed(exported, Origin::Choice(source, properties))
     }
 
     /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).
@@ -280,11 +359,11 @@ impl Buffer {
     /// Records what the memory source gave; only before the buffer is shared.
     pub(crate) fn set_source_properties(&mut self, properties: SourceProperties) {
         if let Some(Inner {
-            description: Description::Own { properties: p, .. },
+            description: Description::Own(own),
             ..
         }) = Arc::get_mut(&mut self.inner)
         {
-            *p = Some(properties);
+            own.properties = Some(properties);
         }
     }
 
@@ -296,7 +375,7 @@ impl Buffer {
     /// The object the exporting device attached to the buffer ([`crate::Exported::keepalive`]),
     /// by which that device recognises a buffer it allocated itself.
     pub fn keepalive(&self) -> Option<&(dyn Any + Send + Sync)> {
-        self.inner.keepalive.as_deref()
+        self.inner.has_keepalive.then_some(&self.inner.keepalive)
     }
 
     /// How many handles (clones, including those held by imports) share this allocation.
@@ -417,11 +496,11 @@ mod tests {
             width: 0,
             height: 0,
             modifier: Modifier::LINEAR,
-            planes: vec![crate::PlaneLayout {
+            planes: crate::Planes::from_slice(&[crate::PlaneLayout {
                 offset: 0,
                 stride: 0,
                 size,
-            }],
+            }]),
             size,
         }
     }
@@ -443,11 +522,66 @@ mod tests {
         }
     }
 
+    /// Counts its own drops.
+    struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn memfd(size: u64) -> OwnedFd {
+        let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, size).unwrap();
+        fd
+    }
+
+    #[test]
+    fn an_export_keeps_its_keepalive_as_long_as_any_clone() {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let exported = crate::Exported::with_keepalive(
+            memfd(4096),
+            blob_layout(4096),
+            Tracked(drops.clone()),
+            true,
+        );
+        assert!(exported.keepalive().is_some_and(|k| k.is::<Tracked>()));
+        assert_eq!(exported.layout().size, 4096);
+        let buffer = Buffer::from_export(exported, choice(), None).unwrap();
+        assert_eq!(buffer.source().name, choice().name, "the origin is set");
+        assert_eq!(buffer.layout().size, 4096, "the layout is kept");
+        assert!(buffer.keepalive().is_some_and(|k| k.is::<Tracked>()));
+        let clone = buffer.clone();
+        drop(buffer);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 0);
+        drop(clone);
+        assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_buffer_without_keepalive_says_so() {
+        let plain = crate::Exported::new(memfd(4096), blob_layout(4096), true);
+        assert!(plain.keepalive().is_none());
+        let buffer = Buffer::from_export(plain, choice(), None).unwrap();
+        assert!(buffer.keepalive().is_none());
+        assert!(
+            Buffer::new_unchecked(memfd(4096), blob_layout(4096), choice())
+                .keepalive()
+                .is_none()
+        );
+        // An fd not known to be a dma-buf is checked when the export becomes a buffer.
+        let unknown = crate::Exported::new(memfd(4096), blob_layout(4096), false);
+        assert!(matches!(
+            Buffer::from_export(unknown, choice(), None),
+            Err(Error::NotDmabuf { .. })
+        ));
+    }
+
     #[test]
     fn map_write_read_back() {
         let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 8192).unwrap();
-        let b = Buffer::new_unchecked(fd, blob_layout(8192), choice(), None);
+        let b = Buffer::new_unchecked(fd, blob_layout(8192), choice());
         {
             let mut m = b.map(CpuAccess::Write).unwrap();
             m.as_mut_slice()[4000] = 0xab;

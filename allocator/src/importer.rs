@@ -2,7 +2,7 @@
 
 use std::any::Any;
 use std::fmt::Debug;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::{Buffer, BufferRequest, Constraints, Error, Layout, MergedConstraints, Result};
 
@@ -49,20 +49,55 @@ pub trait Imported: Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
 }
 
-/// A buffer a device allocated on itself and exported as a dma-buf.
+/// A buffer a device allocated on itself and exported as a dma-buf: the fd, the layout the
+/// device chose and what must stay alive with it. The allocator turns it into a [`Buffer`].
 #[derive(Debug)]
 pub struct Exported {
+    buffer: Buffer,
+    known_dmabuf: bool,
+}
+
+impl Exported {
+    /// A dma-buf `fd` the device laid out as `layout` (its own pitch, its own size).
+    /// `known_dmabuf`: the kernel handed `fd` out as a dma-buf (PRIME_HANDLE_TO_FD,
+    /// VIDIOC_EXPBUF), so it is not checked again; `false` for an fd of any other origin,
+    /// which is checked before use.
+    pub fn new(fd: OwnedFd, layout: Layout, known_dmabuf: bool) -> Exported {
+        Self::with_keepalive(fd, layout, crate::buffer::NoKeepalive, known_dmabuf)
+    }
+
+    /// [`Exported::new`], also keeping a device-side object (a GBM bo, a GEM handle) alive
+    /// as long as the buffer and anything importing it; it is stored with the buffer.
+    pub fn with_keepalive<K: Any + Send + Sync>(
+        fd: OwnedFd,
+        layout: Layout,
+        keepalive: K,
+        known_dmabuf: bool,
+    ) -> Exported {
+        Exported {
+            buffer: Buffer::unplaced(fd, layout, keepalive),
+            known_dmabuf,
+        }
+    }
+
     /// The dma-buf.
-    pub fd: OwnedFd,
-    /// How the device laid the planes out (its own pitch, its own size).
-    pub layout: Layout,
-    /// Device-side object that must outlive the dma-buf's users in this process (e.g. a GBM bo),
-    /// dropped with the buffer.
-    pub keepalive: Option<Box<dyn Any + Send + Sync>>,
-    /// `fd` is one the kernel handed out as a dma-buf (PRIME_HANDLE_TO_FD, VIDIOC_EXPBUF), so
-    /// the allocator does not check it again; `false` for an fd of any other origin, which the
-    /// allocator checks before using it.
-    pub known_dmabuf: bool,
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.buffer.fd()
+    }
+
+    /// How the device laid the planes out.
+    pub fn layout(&self) -> &Layout {
+        self.buffer.layout()
+    }
+
+    /// The device-side object kept alive with the buffer.
+    pub fn keepalive(&self) -> Option<&(dyn Any + Send + Sync)> {
+        self.buffer.keepalive()
+    }
+
+    pub(crate) fn into_parts(self) -> (Buffer, bool) {
+        (self.buffer, self.known_dmabuf)
+    }
 }
 
 impl<'a> dyn Imported + 'a {

@@ -13,6 +13,12 @@ pub struct PlaneLayout {
     pub size: u64,
 }
 
+/// The planes of a layout. One plane (RGB formats, most scan-out buffers) is kept inline, so
+/// such a layout is built, cloned and dropped without an allocation; multi-planar layouts
+/// keep theirs on the heap (inline room for four would make every layout and buffer three
+/// times larger to move).
+pub type Planes = smallvec::SmallVec<[PlaneLayout; 1]>;
+
 /// The full layout of a buffer: what an importer needs besides the fd.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Layout {
@@ -26,7 +32,7 @@ pub struct Layout {
     /// Modifier of the layout.
     pub modifier: Modifier,
     /// Planes, in format order.
-    pub planes: Vec<PlaneLayout>,
+    pub planes: Planes,
     /// Total size of the dma-buf in bytes.
     pub size: u64,
 }
@@ -39,6 +45,16 @@ fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S:
 }
 
 impl Layout {
+    /// No planes, no size: a placeholder.
+    pub(crate) const EMPTY: Layout = Layout {
+        fourcc: None,
+        width: 0,
+        height: 0,
+        modifier: Modifier::INVALID,
+        planes: Planes::new_const(),
+        size: 0,
+    };
+
     /// Computes the layout of `kind` that satisfies every merged constraint (alignments,
     /// per-plane minimum strides and sizes, maxima), with overflow-checked arithmetic.
     pub fn compute(

@@ -50,7 +50,7 @@ pub use buffer::{Buffer, CpuAccess, FenceAccess, Mapping};
 pub use constraints::{CachePolicy, Constraints, PlaneConstraint};
 pub use error::{ConstraintKind, Error, Result};
 pub use importer::{Exported, Imported, Importer};
-pub use layout::{Layout, PlaneLayout};
+pub use layout::{Layout, PlaneLayout, Planes};
 pub use merge::{merge, MergedConstraints, Origins};
 pub use modifier::Modifier;
 pub use pending::PendingBuffer;

@@ -64,9 +64,15 @@ impl SharedBuffer {
         importers: &[Arc<dyn Importer>],
         plan: Arc<Plan>,
     ) -> Self {
+        // A plain loop: per buffer, the iterator adapters of `collect` cost more than the
+        // clones.
+        let mut devices = Importers::with_capacity(importers.len());
+        for importer in importers {
+            devices.push(Arc::clone(importer));
+        }
         SharedBuffer {
             imports,
-            importers: importers.iter().cloned().collect(),
+            importers: devices,
             buffer,
             plan,
         }

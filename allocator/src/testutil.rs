@@ -177,12 +177,7 @@ impl Importer for MockImporter {
                 detail: format!("cannot allocate {:?}", request.kind),
             });
         };
-        Ok(crate::Exported {
-            fd: memfd(layout.size),
-            layout,
-            keepalive: None,
-            known_dmabuf: false,
-        })
+        Ok(crate::Exported::new(memfd(layout.size), layout, false))
     }
     fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>> {
         if self.fail_import {

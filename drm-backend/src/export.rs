@@ -7,7 +7,7 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use cenalloc::format::FormatInfo;
 use cenalloc::{
     BufferKind, BufferRequest, ConstraintKind, Exported, Fourcc, Layout, MergedConstraints,
-    Modifier, PlaneLayout, Usage,
+    Modifier, PlaneLayout, Planes, Usage,
 };
 use drm::buffer::Handle as GemHandle;
 use drm::control::Device as _;
@@ -77,24 +77,20 @@ pub fn export_dumb(
         .buffer_to_prime_fd(handle, PRIME_FLAGS)
         .map_err(|e| DrmError::io(dev.name(), "PRIME export of a dumb buffer", e))?;
     let pitch = u64::from(dumb.pitch);
-    Ok(Exported {
-        fd,
-        layout: Layout {
-            fourcc: Some(fourcc),
-            width,
-            height,
-            modifier: Modifier::LINEAR,
-            planes: vec![PlaneLayout {
-                offset: 0,
-                stride: pitch,
-                size: pitch * u64::from(height),
-            }],
-            size: dumb.size,
-        },
-        keepalive: Some(Box::new(gem)),
-        // PRIME_HANDLE_TO_FD hands out dma-bufs only.
-        known_dmabuf: true,
-    })
+    let layout = Layout {
+        fourcc: Some(fourcc),
+        width,
+        height,
+        modifier: Modifier::LINEAR,
+        planes: Planes::from_slice(&[PlaneLayout {
+            offset: 0,
+            stride: pitch,
+            size: pitch * u64::from(height),
+        }]),
+        size: dumb.size,
+    };
+    // PRIME_HANDLE_TO_FD hands out dma-bufs only.
+    Ok(Exported::with_keepalive(fd, layout, gem, true))
 }
 
 /// Keeps a GBM device and buffer object alive as long as the exported buffer.
@@ -166,7 +162,7 @@ pub fn export_gbm(
         .map_err(|e| DrmError::io(dev.name(), "gbm_bo_get_fd", std::io::Error::other(e)))?;
     let size = dmabuf_size(dev, &fd)?;
     let count = bo.plane_count() as i32;
-    let mut planes = Vec::new();
+    let mut planes = Planes::new();
     for i in 0..count {
         let offset = u64::from(bo.offset(i));
         let stride = u64::from(bo.stride_for_plane(i));
@@ -186,23 +182,20 @@ pub fn export_gbm(
         // GBM_BO_USE_LINEAR guarantees the layout the driver cannot name.
         modifier = Modifier::LINEAR;
     }
-    Ok(Exported {
-        fd,
-        layout: Layout {
-            fourcc: Some(fourcc),
-            width,
-            height,
-            modifier,
-            planes,
-            size,
-        },
-        keepalive: Some(Box::new(GbmKeepalive {
-            _bo: bo,
-            _device: gbm_dev,
-        })),
-        // gbm_bo_get_fd is a PRIME export.
-        known_dmabuf: true,
-    })
+    let layout = Layout {
+        fourcc: Some(fourcc),
+        width,
+        height,
+        modifier,
+        planes,
+        size,
+    };
+    let keepalive = GbmKeepalive {
+        _bo: bo,
+        _device: gbm_dev,
+    };
+    // gbm_bo_get_fd is a PRIME export.
+    Ok(Exported::with_keepalive(fd, layout, keepalive, true))
 }
 
 /// The exporter path [`cenalloc::Importer::export`] takes: a dumb buffer on primary nodes
@@ -214,7 +207,7 @@ pub fn export(
     merged: &MergedConstraints,
 ) -> Result<Exported, DrmError> {
     let exported = export_unchecked(dev, request, merged)?;
-    if let Err((what, why)) = exported.layout.check(&merged.constraints) {
+    if let Err((what, why)) = exported.layout().check(&merged.constraints) {
         return Err(DrmError::Unsupported {
             device: dev.name().to_owned(),
             what,

@@ -4,11 +4,13 @@
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
 //! kernel does not count those imports, so the device keeps its own count per handle and
 //! closes it exactly once, after the last import drops. A buffer the device allocated itself
-//! already carries that handle, so importing it makes no PRIME call at all; and a layout the
-//! device accepted once (every buffer of a pool or swapchain) is not checked again.
+//! already carries that handle, alive as long as the buffer, so importing it makes no PRIME
+//! call and counts nothing; and a layout the device accepted once (every buffer of a pool or
+//! swapchain) is not checked again.
 
 use std::any::Any;
 use std::fmt;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use cenalloc::format::FormatInfo;
@@ -41,9 +43,8 @@ impl GemRef {
         }
     }
 
-    /// The handle of `buffer` on the device's fd. A buffer the device allocated itself
-    /// carries its handle (the keepalive of the export): counted again, no ioctl. Any other
-    /// goes through PRIME_FD_TO_HANDLE.
+    /// A counted reference to the handle of `buffer` on the device's fd, from
+    /// PRIME_FD_TO_HANDLE.
     fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemRef, DrmError> {
         // Hold the map across the ioctl so a concurrent last drop cannot close the handle
         // PRIME is about to hand out again.
@@ -51,17 +52,6 @@ impl GemRef {
             .gem_refs
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        let own = buffer
-            .keepalive()
-            .and_then(|k| k.downcast_ref::<GemRef>())
-            .filter(|g| Arc::ptr_eq(&g.shared, shared));
-        if let Some(own) = own {
-            count_one_more(&mut refs, own.handle);
-            return Ok(GemRef {
-                shared: shared.clone(),
-                handle: own.handle,
-            });
-        }
         let handle = shared
             .node
             .prime_fd_to_buffer(buffer.fd())
@@ -76,6 +66,15 @@ impl GemRef {
             handle,
         })
     }
+}
+
+/// The device's own reference to `buffer`'s handle when the device allocated the buffer
+/// itself (the export's keepalive), which lives as long as the buffer.
+fn own_gem<'b>(buffer: &'b Buffer, shared: &Arc<Shared>) -> Option<&'b GemRef> {
+    buffer
+        .keepalive()
+        .and_then(|k| k.downcast_ref::<GemRef>())
+        .filter(|g| Arc::ptr_eq(&g.shared, shared))
 }
 
 /// One more user of `handle` in the device's list.
@@ -118,15 +117,40 @@ impl Drop for GemRef {
 /// Dropping it removes the framebuffer and releases the handle.
 pub struct DrmImport {
     fb: Option<framebuffer::Handle>,
-    gem: GemRef,
+    gem: ImportHandle,
     buffer: Buffer,
+}
+
+/// Where an import's GEM handle comes from.
+enum ImportHandle {
+    /// PRIME gave it; counted by this import.
+    Counted(GemRef),
+    /// The device allocated the buffer itself: the export's own reference, which the
+    /// buffer (held by the import) keeps alive. Nothing to count or release.
+    OfBuffer(GemHandle, Arc<Shared>),
+}
+
+impl ImportHandle {
+    fn handle(&self) -> GemHandle {
+        match self {
+            ImportHandle::Counted(g) => g.handle,
+            ImportHandle::OfBuffer(h, _) => *h,
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        match self {
+            ImportHandle::Counted(g) => &g.shared,
+            ImportHandle::OfBuffer(_, shared) => shared,
+        }
+    }
 }
 
 impl fmt::Debug for DrmImport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DrmImport")
-            .field("device", &self.gem.shared.name)
-            .field("gem_handle", &u32::from(self.gem.handle))
+            .field("device", &self.gem.shared().name)
+            .field("gem_handle", &u32::from(self.gem.handle()))
             .field("framebuffer", &self.fb.map(u32::from))
             .finish()
     }
@@ -135,7 +159,7 @@ impl fmt::Debug for DrmImport {
 impl DrmImport {
     /// The GEM handle of the dma-buf on the device's fd.
     pub fn gem_handle(&self) -> u32 {
-        u32::from(self.gem.handle)
+        u32::from(self.gem.handle())
     }
 
     /// The framebuffer, on devices with KMS and for image buffers.
@@ -152,17 +176,18 @@ impl DrmImport {
 impl Drop for DrmImport {
     fn drop(&mut self) {
         if let Some(fb) = self.fb.take() {
-            if let Err(e) = self.gem.shared.node.destroy_framebuffer(fb) {
-                log::warn!("{}: RMFB {}: {e}", self.gem.shared.name, u32::from(fb));
+            let shared = self.gem.shared();
+            if let Err(e) = shared.node.destroy_framebuffer(fb) {
+                log::warn!("{}: RMFB {}: {e}", shared.name, u32::from(fb));
             }
         }
-        // `gem` drops after this, closing the handle if it was the last user.
+        // `gem` drops after this, closing a counted handle if it was the last user.
     }
 }
 
 impl Imported for DrmImport {
     fn device(&self) -> &str {
-        &self.gem.shared.name
+        &self.gem.shared().name
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -305,37 +330,53 @@ impl DrmDevice {
             self.check_scanout_layout(buffer)?;
             self.shared.scanout_memo.remember(layout);
         }
-        let gem = GemRef::acquire(&self.shared, buffer)?;
+        let gem = match own_gem(buffer, &self.shared) {
+            Some(own) => ImportHandle::OfBuffer(own.handle, self.shared.clone()),
+            None => ImportHandle::Counted(GemRef::acquire(&self.shared, buffer)?),
+        };
         let mut fb = None;
         if let (true, Some(format)) = (wants_fb, layout.fourcc) {
-            let mut args = FramebufferPlanes {
-                size: (layout.width, layout.height),
-                format,
-                modifier: None,
-                handles: [None; 4],
-                pitches: [0; 4],
-                offsets: [0; 4],
-            };
-            for (i, plane) in layout.planes.iter().enumerate() {
-                args.handles[i] = Some(gem.handle);
-                // Checked to fit by check_scanout_layout.
-                args.pitches[i] = plane.stride as u32;
-                args.offsets[i] = plane.offset as u32;
-            }
-            let mut flags = FbCmd2Flags::empty();
+            let (mut handles, mut pitches, mut offsets, mut modifiers) =
+                ([0u32; 4], [0u32; 4], [0u32; 4], [0u64; 4]);
             // Drivers without ADDFB2 modifier support reject the flag (drm_framebuffer.c:
             // drm_mode_addfb2 → -EINVAL); for them LINEAR is the implied layout.
-            if layout.modifier != Modifier::INVALID && self.probe().caps.addfb2_modifiers {
-                args.modifier = Some(layout.modifier.into());
-                flags |= FbCmd2Flags::MODIFIERS;
+            let explicit =
+                layout.modifier != Modifier::INVALID && self.probe().caps.addfb2_modifiers;
+            for (i, plane) in layout.planes.iter().enumerate().take(4) {
+                handles[i] = u32::from(gem.handle());
+                // Checked to fit by check_scanout_layout.
+                pitches[i] = plane.stride as u32;
+                offsets[i] = plane.offset as u32;
+                if explicit {
+                    modifiers[i] = layout.modifier.0;
+                }
             }
-            let handle = self
-                .add_planar_framebuffer(&args, flags)
-                .map_err(|source| DrmError::ImportRefused {
-                    device: self.name().to_owned(),
-                    step: "ADDFB2",
-                    source,
-                })?;
+            let flags = if explicit {
+                FbCmd2Flags::MODIFIERS.bits()
+            } else {
+                0
+            };
+            // drm-ffi directly rather than drm's add_planar_framebuffer: the layout already
+            // holds the raw values its PlanarBuffer trait would convert back and forth.
+            let refused = |source| DrmError::ImportRefused {
+                device: self.name().to_owned(),
+                step: "ADDFB2",
+                source,
+            };
+            let created = drm_ffi::mode::add_fb2(
+                self.as_fd(),
+                layout.width,
+                layout.height,
+                format as u32,
+                &handles,
+                &pitches,
+                &offsets,
+                &modifiers,
+                flags,
+            )
+            .map_err(refused)?;
+            let handle = drm::control::from_u32::<framebuffer::Handle>(created.fb_id)
+                .ok_or_else(|| refused(std::io::Error::other("framebuffer id 0")))?;
             fb = Some(handle);
         }
         Ok(DrmImport {

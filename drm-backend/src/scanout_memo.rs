@@ -43,6 +43,19 @@ impl Shape {
         }
         Some(shape)
     }
+
+    /// `layout` has this shape (compared in place: this runs on every import).
+    fn is_of(&self, layout: &Layout) -> bool {
+        layout.fourcc.map(|f| f as u32) == Some(self.fourcc)
+            && layout.width == self.width
+            && layout.modifier == self.modifier
+            && layout.planes.len() == self.planes
+            && layout
+                .planes
+                .iter()
+                .zip(self.strides.iter().zip(&self.offsets))
+                .all(|(p, (&stride, &offset))| p.stride == stride && p.offset == offset)
+    }
 }
 
 /// The last few layouts a device accepted for scan-out, most recent first.
@@ -54,11 +67,8 @@ pub(crate) struct ScanoutMemo {
 impl ScanoutMemo {
     /// The device accepted this layout before.
     pub(crate) fn knows(&self, layout: &Layout) -> bool {
-        let Some(shape) = Shape::of(layout) else {
-            return false;
-        };
         let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
-        accepted.contains(&Some(shape))
+        accepted.iter().flatten().any(|shape| shape.is_of(layout))
     }
 
     /// Remembers a layout the device has just accepted, forgetting the oldest.
@@ -85,11 +95,11 @@ mod tests {
             width,
             height: 16,
             modifier: Modifier::LINEAR,
-            planes: vec![PlaneLayout {
+            planes: cenalloc::Planes::from_slice(&[PlaneLayout {
                 offset: 0,
                 stride,
                 size: stride * 16,
-            }],
+            }]),
             size: stride * 16,
         }
     }
@@ -105,6 +115,15 @@ mod tests {
         let mut other_modifier = xrgb(16, 64);
         other_modifier.modifier = Modifier::INVALID;
         assert!(!memo.knows(&other_modifier));
+        let mut other_format = xrgb(16, 64);
+        other_format.fourcc = Some(Fourcc::Argb8888);
+        assert!(!memo.knows(&other_format));
+        let mut moved = xrgb(16, 64);
+        moved.planes[0].offset = 64;
+        assert!(!memo.knows(&moved), "another offset");
+        let mut two = xrgb(16, 64);
+        two.planes.push(two.planes[0]);
+        assert!(!memo.knows(&two), "another plane count");
     }
 
     #[test]
@@ -127,7 +146,7 @@ mod tests {
         memo.remember(&blob);
         assert!(!memo.knows(&blob));
         let mut five = xrgb(16, 64);
-        five.planes = vec![five.planes[0]; 5];
+        five.planes = cenalloc::Planes::from_elem(five.planes[0], 5);
         memo.remember(&five);
         assert!(!memo.knows(&five));
     }

@@ -328,7 +328,7 @@ fn layout() -> impl Strategy<Value = Layout> {
             width,
             height,
             modifier,
-            planes,
+            planes: planes.into(),
             size,
         })
 }

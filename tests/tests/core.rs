@@ -339,11 +339,11 @@ fn bad_input_gives_typed_errors_and_leaks_no_fd() {
         width: 0,
         height: 0,
         modifier: Modifier::LINEAR,
-        planes: vec![PlaneLayout {
+        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
             offset: 0,
             stride: 0,
             size: 4096,
-        }],
+        }]),
         size: 4096,
     };
     let source = SourceChoice {

@@ -28,11 +28,11 @@ fn xrgb_buffer(w: u32, h: u32, stride: u64, modifier: Modifier) -> Buffer {
         width: w,
         height: h,
         modifier,
-        planes: vec![PlaneLayout {
+        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
             offset: 0,
             stride,
             size: stride * u64::from(h),
-        }],
+        }]),
         size,
     };
     let source = SourceChoice {
@@ -310,18 +310,17 @@ fn virtio_gpu_exports_a_dumb_buffer_that_vkms_and_itself_import() {
         .export(&req, &merged)
         .expect("virtio-gpu dumb export");
     assert!(
-        exported.layout.planes[0].stride >= 200 * 4,
+        exported.layout().planes[0].stride >= 200 * 4,
         "{:?}",
-        exported.layout
+        exported.layout()
     );
-    assert!(exported.layout.size >= exported.layout.planes[0].stride * 64);
+    assert!(exported.layout().size >= exported.layout().planes[0].stride * 64);
     let source = SourceChoice {
         kind: SourceKind::Device,
         name: virtio.name().to_owned(),
         path: virtio.path().map(Into::into),
     };
-    let buffer = Buffer::with_keepalive(exported.fd, exported.layout, source, exported.keepalive)
-        .expect("the export is a dma-buf");
+    let buffer = Buffer::from_export(exported, source, None).expect("the export is a dma-buf");
     let on_vkms = vkms
         .import_buffer(&buffer)
         .expect("vkms imports virtio-gpu's buffer");
@@ -373,16 +372,15 @@ fn gbm_exports_on_virtio_gpu_card_and_fails_cleanly_on_render_nodes() {
         Usage::RENDER,
     )
     .expect("GBM on the virtio-gpu card");
-    assert_eq!(exported.layout.modifier, Modifier::LINEAR);
-    assert!(exported.layout.planes[0].stride >= 256);
-    assert!(exported.keepalive.is_some());
+    assert_eq!(exported.layout().modifier, Modifier::LINEAR);
+    assert!(exported.layout().planes[0].stride >= 256);
+    assert!(exported.keepalive().is_some());
     let source = SourceChoice {
         kind: SourceKind::Device,
         name: virtio.name().to_owned(),
         path: None,
     };
-    let buffer = Buffer::with_keepalive(exported.fd, exported.layout, source, exported.keepalive)
-        .expect("GBM export is a dma-buf");
+    let buffer = Buffer::from_export(exported, source, None).expect("GBM export is a dma-buf");
     let on_vkms = vkms
         .import_buffer(&buffer)
         .expect("vkms imports the GBM buffer");

@@ -236,11 +236,11 @@ fn yuyv_layout(width: u32, height: u32, stride: u64, size: u64) -> Layout {
         width,
         height,
         modifier: Modifier::LINEAR,
-        planes: vec![PlaneLayout {
+        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
             offset: 0,
             stride,
             size,
-        }],
+        }]),
         size,
     }
 }

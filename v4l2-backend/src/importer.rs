@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cenalloc::{
     Buffer, BufferKind, BufferRequest, ConstraintKind, Constraints, Error, Exported, Imported,
-    Importer, Layout, MergedConstraints, Modifier, PlaneConstraint, PlaneLayout, Result,
+    Importer, Layout, MergedConstraints, Modifier, PlaneConstraint, PlaneLayout, Planes, Result,
     SourceKind,
 };
 
@@ -438,31 +438,27 @@ impl Importer for V4l2Importer {
                     })
                     .collect()
             }
-            None => vec![PlaneLayout {
+            None => Planes::from_slice(&[PlaneLayout {
                 offset: 0,
                 stride: 0,
                 size,
-            }],
+            }]),
         };
         log::debug!(
             "{}: exported {size} bytes of {}",
             self.name,
             format.pixelformat
         );
-        Ok(Exported {
-            fd,
-            layout: Layout {
-                fourcc,
-                width,
-                height,
-                modifier: Modifier::LINEAR,
-                planes,
-                size,
-            },
-            keepalive: None,
-            // VIDIOC_EXPBUF hands out dma-bufs only.
-            known_dmabuf: true,
-        })
+        let layout = Layout {
+            fourcc,
+            width,
+            height,
+            modifier: Modifier::LINEAR,
+            planes,
+            size,
+        };
+        // VIDIOC_EXPBUF hands out dma-bufs only.
+        Ok(Exported::new(fd, layout, true))
     }
 }
 

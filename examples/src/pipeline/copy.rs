@@ -31,11 +31,11 @@ pub fn run_copy_loop(
         width,
         height,
         modifier: cenalloc::Modifier::LINEAR,
-        planes: vec![cenalloc::PlaneLayout {
+        planes: cenalloc::Planes::from_slice(&[cenalloc::PlaneLayout {
             offset: 0,
             stride,
             size,
-        }],
+        }]),
         size,
     };
     let source = |name: &str| SourceChoice {
@@ -54,7 +54,7 @@ pub fn run_copy_loop(
     let dumb = (0..2)
         .map(|_| {
             let e = cenalloc_drm::export::export_dumb(display, width, height, Fourcc::Xrgb8888)?;
-            let buffer = Buffer::from_fd(e.fd, e.layout, source("dumb"))?;
+            let buffer = Buffer::from_export(e, source("dumb"), None)?;
             let import = display.import_buffer(&buffer)?;
             Ok((buffer, import))
         })

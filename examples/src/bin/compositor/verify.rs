@@ -204,11 +204,11 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
         width: w,
         height: h,
         modifier: Modifier::LINEAR,
-        planes: vec![PlaneLayout {
+        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
             offset,
             stride,
             size: stride * u64::from(h),
-        }],
+        }]),
         size,
     };
     let source = SourceChoice {
