@@ -71,7 +71,7 @@ enum Description {
     Own(Box<Own>),
     /// Laid out as its plan says.
     Planned(Arc<Plan>),
-    /// Laid out by the exporting device other than its plan estimated.
+    /// Laid out by the exporting device, from a plan.
     Exported { layout: Layout, plan: Arc<Plan> },
     /// A device export whose origin is not known yet.
     Unplaced(Layout),
@@ -306,8 +306,6 @@ impl Buffer {
                 Description::Exported { layout, .. } | Description::Unplaced(layout) => layout,
             };
             inner.description = match origin {
-                // As estimated (the common case): the plan's layout, no copy of it.
-                Origin::Plan(plan) if plan.layout == layout => Description::Planned(plan),
                 Origin::Plan(plan) => Description::Exported { layout, plan },
                 Origin::Choice(source, properties) => Description::Own(Box::new(Own {
                     layout,

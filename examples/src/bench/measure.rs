@@ -3,6 +3,8 @@
 //! The guest runs under TCG on a shared 2-core host whose speed drifts by tens of percent
 //! within seconds. Every round therefore runs each variant back to back (in a rotating
 //! order), and ratios are medians of the per-round ratios: drift slower than a round cancels.
+//! Operations of tens of microseconds run one per variant per round ([`compare_each`]), so
+//! a ratio pairs operations microseconds apart.
 
 use std::time::{Duration, Instant};
 
@@ -117,6 +119,52 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
         .collect())
 }
 
+/// Operations faster than this are timed one by one ([`compare_each`]): a batch of them
+/// would span milliseconds, over which the host drifts.
+pub const SHORT_OPERATION: Duration = Duration::from_millis(1);
+
+/// Times variants as [`compare`] does, but a round runs every variant once (in a rotating
+/// order), so each per-round ratio pairs operations microseconds apart. For operations under
+/// [`SHORT_OPERATION`]; the rounds fill the time `compare` would have spent (at least
+/// `budget.batches`, at most [`MAX_ROUNDS`]).
+pub fn compare_each(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String> {
+    // Warm up, as `compare` does, and learn how long a round takes.
+    let mut round = Duration::ZERO;
+    for op in ops.iter_mut() {
+        let t = Instant::now();
+        let mut n = 0u32;
+        while n == 0 || t.elapsed() < budget.batch_time / 10 {
+            op()?;
+            n += 1;
+        }
+        round += t.elapsed() / n;
+    }
+    let spend = budget.batch_time * budget.batches as u32;
+    let rounds = (spend.as_secs_f64() / round.as_secs_f64().max(1e-7)) as usize;
+    let rounds = rounds.clamp(budget.batches, MAX_ROUNDS);
+    let n = ops.len();
+    let mut samples = vec![Vec::with_capacity(rounds); n];
+    for r in 0..rounds {
+        for k in 0..n {
+            let i = (r + k) % n;
+            let t = Instant::now();
+            ops[i]()?;
+            samples[i].push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    Ok(samples
+        .into_iter()
+        .map(|s| {
+            let mut timing = median_of(s.clone());
+            timing.per_round_us = s;
+            timing
+        })
+        .collect())
+}
+
+/// The most rounds [`compare_each`] runs.
+pub const MAX_ROUNDS: usize = 4001;
+
 /// The kernel's current clocksource. Under TCG the TSC watchdog can declare the TSC unstable
 /// under load and fall back to jiffies (4 ms steps at HZ=250), which ruins timings; the
 /// guest is booted with `tsc=reliable` for benchmarks, and the report records this.
@@ -214,6 +262,36 @@ mod tests {
         assert_eq!(t[0].per_round_us.len(), 3);
         assert!(paired_ratio(&t[0], &t[1]).is_some());
         assert!(paired_ratio(&t[0], &median_of(vec![1.0])).is_none());
+    }
+
+    #[test]
+    fn compare_each_pairs_single_operations() {
+        let (mut a, mut b) = (0usize, 0usize);
+        let budget = Budget {
+            batches: 5,
+            batch_time: Duration::from_micros(50),
+            max_iterations: 4,
+        };
+        let t = compare_each(
+            budget,
+            &mut [
+                Box::new(|| {
+                    a += 1;
+                    Ok(())
+                }),
+                Box::new(|| {
+                    b += 1;
+                    Ok(())
+                }),
+            ],
+        )
+        .unwrap();
+        let rounds = t[0].per_round_us.len();
+        assert!((5..=MAX_ROUNDS).contains(&rounds), "{rounds}");
+        assert_eq!(t[1].per_round_us.len(), rounds);
+        assert_eq!(t[0].iterations, 1);
+        assert!(a > rounds && b > rounds, "warm-up, then one per round");
+        assert!(paired_ratio(&t[0], &t[1]).is_some());
     }
 
     #[test]

@@ -24,7 +24,8 @@ use cenalloc::{Allocator, BufferRequest, Fourcc, Importer, Plan, Pool, SourceKin
 use cenalloc_drm::{DrmDevice, NodeKind};
 use cenalloc_examples::bench::gbm_path::Gbm;
 use cenalloc_examples::bench::measure::{
-    clocksource, compare, median_of, prefer_tsc, Budget, Op, Timing,
+    clocksource, compare, compare_each, median_of, prefer_tsc, Budget, Op, Timing, MAX_ROUNDS,
+    SHORT_OPERATION,
 };
 use cenalloc_examples::bench::raw::{Card, Dumb, Heap, VideoQueue};
 use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
@@ -142,6 +143,23 @@ impl Bench {
         }
     }
 
+    /// Times `ops` side by side: one operation of each per round when every one takes under
+    /// [`SHORT_OPERATION`], else in batches.
+    fn time(&self, ops: &mut [Op<'_>]) -> Res<Vec<Timing>> {
+        let mut longest = Duration::ZERO;
+        for op in ops.iter_mut() {
+            op()?;
+            let t = Instant::now();
+            op()?;
+            longest = longest.max(t.elapsed());
+        }
+        if longest < SHORT_OPERATION {
+            compare_each(self.budget, ops)
+        } else {
+            compare(self.budget, ops)
+        }
+    }
+
     /// A plan, shared (as cenalloc's pool shares it) by every buffer realized from it.
     fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Res<Arc<Plan>> {
         self.allocator
@@ -226,6 +244,7 @@ impl Bench {
     /// Runs one variant of a 32x32 buffer for vkms `n` times and nothing else (after one
     /// warm-up run: first-use costs are not per-buffer costs), for counting what one buffer
     /// executes: `valgrind --tool=callgrind --toggle-collect='*counted_cycles'`, strace.
+    /// Prints the time per buffer on stderr.
     fn repeat(&mut self, case: &str, n: usize) -> Res<()> {
         let (usage, raw) = match case {
             "raw-display-only" => (Usage::SCANOUT, true),
@@ -305,7 +324,7 @@ impl Bench {
                         .map_err(|e| format!("realize_plan: {e}"))
                 }),
             ];
-            compare(self.budget, &mut ops)?
+            self.time(&mut ops)?
         };
         let names = [
             "raw ioctls",
@@ -396,7 +415,7 @@ impl Bench {
                 }),
                 realize_op(&a, &plan, &importers),
             ];
-            compare(self.budget, &mut ops)?
+            self.time(&mut ops)?
         };
         let names = [
             "raw ioctls (SET_NAME included)",
@@ -504,7 +523,7 @@ impl Bench {
                 Box::new(|| raw(true)),
                 realize_op(&a, plan, importers),
             ];
-            compare(self.budget, &mut ops)?
+            self.time(&mut ops)?
         };
         let names = [
             "raw ioctls (SET_NAME included)",
@@ -620,7 +639,7 @@ impl Bench {
                 Box::new(|| cenalloc_cycle(&cpu_written, true)),
                 Box::new(|| cenalloc_cycle(&display_only, true)),
             ];
-            compare(self.budget, &mut ops).map_err(|e| {
+            self.time(&mut ops).map_err(|e| {
                 format!(
                     "{e} (libgbm backend {:?}, vkms has no Mesa driver of its own)",
                     gbm.backend()
@@ -895,10 +914,13 @@ fn run(args: &[String]) -> Res<i32> {
     }
     let mut text = format!(
         "cenalloc-bench: {} rounds, each running every variant of a case back to back for \
-         ≥ {} ms; times are medians over rounds, ratios medians of the per-round ratios; \
-         clocksource {}; total {:.0} s\n",
+         ≥ {} ms (cases whose every variant takes under {} ms: up to {} rounds of one \
+         operation per variant); times are medians over rounds, ratios medians of the \
+         per-round ratios; clocksource {}; total {:.0} s\n",
         budget.batches,
         budget.batch_time.as_millis(),
+        SHORT_OPERATION.as_millis(),
+        MAX_ROUNDS,
         clock_after,
         started.elapsed().as_secs_f64()
     );
