@@ -398,8 +398,7 @@ impl Allocator {
     ) -> Result<SharedBuffer> {
         let plan = plan.into();
         let buffer = self.allocate_planned(&plan, importers)?;
-        let imports = crate::shared::import_all(&buffer, importers)?;
-        Ok(SharedBuffer::new(buffer, imports, importers, plan))
+        SharedBuffer::import(buffer, importers, plan)
     }
 }
 

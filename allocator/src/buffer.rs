@@ -48,12 +48,21 @@ enum Origin {
     Choice(SourceChoice, Option<SourceProperties>),
 }
 
-/// The origin of a device export not placed yet.
+/// The origin of a device export the allocator has not placed yet.
 static UNPLACED: SourceChoice = SourceChoice {
     kind: crate::SourceKind::Device,
     name: String::new(),
     path: None,
 };
+
+/// The layout of `description`, moved out of it.
+fn description_layout(description: &mut Description) -> Layout {
+    match description {
+        Description::Own(own) => std::mem::replace(&mut own.layout, Layout::EMPTY),
+        Description::Planned(plan) => plan.layout.clone(),
+        Description::Exported { layout, .. } => std::mem::replace(layout, Layout::EMPTY),
+    }
+}
 
 fn own(layout: Layout, source: SourceChoice) -> Description {
     Description::Own(Box::new(Own {
@@ -71,10 +80,12 @@ enum Description {
     Own(Box<Own>),
     /// Laid out as its plan says.
     Planned(Arc<Plan>),
-    /// Laid out by the exporting device, from a plan.
-    Exported { layout: Layout, plan: Arc<Plan> },
-    /// A device export whose origin is not known yet.
-    Unplaced(Layout),
+    /// Laid out by the exporting device; from `plan`, once the allocator has placed it
+    /// (`None` until then).
+    Exported {
+        layout: Layout,
+        plan: Option<Arc<Plan>>,
+    },
 }
 
 struct Own {
@@ -88,25 +99,29 @@ impl<K: ?Sized> Inner<K> {
         match &self.description {
             Description::Own(own) => &own.layout,
             Description::Planned(plan) => &plan.layout,
-            Description::Exported { layout, .. } | Description::Unplaced(layout) => layout,
+            Description::Exported { layout, .. } => layout,
         }
     }
 
     fn source(&self) -> &SourceChoice {
         match &self.description {
             Description::Own(own) => &own.source,
-            Description::Planned(plan) | Description::Exported { plan, .. } => &plan.source,
-            Description::Unplaced(_) => &UNPLACED,
+            Description::Planned(plan)
+            | Description::Exported {
+                plan: Some(plan), ..
+            } => &plan.source,
+            Description::Exported { plan: None, .. } => &UNPLACED,
         }
     }
 
     fn properties(&self) -> Option<&SourceProperties> {
         match &self.description {
             Description::Own(own) => own.properties.as_ref(),
-            Description::Planned(plan) | Description::Exported { plan, .. } => {
-                Some(&plan.source_properties)
-            }
-            Description::Unplaced(_) => None,
+            Description::Planned(plan)
+            | Description::Exported {
+                plan: Some(plan), ..
+            } => Some(&plan.source_properties),
+            Description::Exported { plan: None, .. } => None,
         }
     }
 }
@@ -280,7 +295,7 @@ impl Buffer {
         keepalive: K,
     ) -> Buffer {
         Buffer {
-            inner: share(fd, Description::Unplaced(layout), keepalive),
+            inner: share(fd, Description::Exported { layout, plan: None }, keepalive),
         }
     }
 
@@ -295,24 +310,27 @@ impl Buffer {
             };
             ensure_dmabuf(&buffer.inner.fd, name)?;
         }
-        // An export never shares its buffer: the description is set in place.
-        if let Some(inner) = Arc::get_mut(&mut buffer.inner) {
-            let layout = match std::mem::replace(
-                &mut inner.description,
-                Description::Unplaced(Layout::EMPTY),
-            ) {
-                Description::Own(own) => own.layout,
-                Description::Planned(plan) => plan.layout.clone(),
-                Description::Exported { layout, .. } | Description::Unplaced(layout) => layout,
-            };
-            inner.description = match origin {
-                Origin::Plan(plan) => Description::Exported { layout, plan },
-                Origin::Choice(source, properties) => Description::Own(Box::new(Own {
+        // An export never shares its buffer: the origin is set in place.
+        let Some(inner) = Arc::get_mut(&mut buffer.inner) else {
+            return Ok(buffer);
+        };
+        match (origin, &mut inner.description) {
+            (Origin::Plan(plan), Description::Exported { plan: slot, .. }) => *slot = Some(plan),
+            (Origin::Plan(plan), description) => {
+                let layout = description_layout(description);
+                *description = Description::Exported {
+                    layout,
+                    plan: Some(plan),
+                };
+            }
+            (Origin::Choice(source, properties), description) => {
+                let layout = description_layout(description);
+                *description = Description::Own(Box::new(Own {
                     layout,
                     source,
                     properties,
-                })),
-            };
+                }));
+            }
         }
         Ok(buffer)
     }

@@ -58,24 +58,31 @@ fn name_device(device: &str, e: Error) -> Error {
 }
 
 impl SharedBuffer {
-    pub(crate) fn new(
+    /// Imports `buffer` (allocated from `plan`) into every importer; on the first failure,
+    /// releases the imports made so far (and the buffer, unless shared elsewhere) and returns
+    /// an error naming the device.
+    pub(crate) fn import(
         buffer: Buffer,
-        imports: Imports,
         importers: &[Arc<dyn Importer>],
         plan: Arc<Plan>,
-    ) -> Self {
-        // A plain loop: per buffer, the iterator adapters of `collect` cost more than the
-        // clones.
-        let mut devices = Importers::with_capacity(importers.len());
-        for importer in importers {
-            devices.push(Arc::clone(importer));
-        }
-        SharedBuffer {
-            imports,
-            importers: devices,
+    ) -> Result<Self> {
+        // One loop fills both lists: this runs for every buffer.
+        let mut shared = SharedBuffer {
+            imports: Imports::new(),
+            importers: Importers::new(),
             buffer,
             plan,
+        };
+        for importer in importers {
+            match importer.import(&shared.buffer) {
+                Ok(import) => {
+                    shared.imports.push(import);
+                    shared.importers.push(Arc::clone(importer));
+                }
+                Err(e) => return Err(name_device(importer.name(), e)),
+            }
         }
+        Ok(shared)
     }
 
     /// The dma-buf.
