@@ -229,15 +229,14 @@ mod tests {
         assert!(median(&mut []).is_nan());
     }
 
-    #[test]
-    fn compare_runs_every_variant() {
-        let (mut a, mut b) = (0, 0);
-        let budget = Budget {
-            batches: 3,
-            batch_time: Duration::from_micros(10),
-            max_iterations: 4,
-        };
-        let t = compare(
+    /// Times two operations that count their runs with `timer`; returns the timings and the
+    /// counts.
+    fn run_two(
+        timer: fn(Budget, &mut [Op<'_>]) -> Result<Vec<Timing>, String>,
+        budget: Budget,
+    ) -> (Vec<Timing>, usize, usize) {
+        let (mut a, mut b) = (0usize, 0usize);
+        let timings = timer(
             budget,
             &mut [
                 Box::new(|| {
@@ -251,6 +250,17 @@ mod tests {
             ],
         )
         .unwrap();
+        (timings, a, b)
+    }
+
+    #[test]
+    fn compare_runs_every_variant() {
+        let budget = Budget {
+            batches: 3,
+            batch_time: Duration::from_micros(10),
+            max_iterations: 4,
+        };
+        let (t, a, b) = run_two(compare, budget);
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].batches, 3);
         for timing in &t {
@@ -266,26 +276,12 @@ mod tests {
 
     #[test]
     fn compare_each_pairs_single_operations() {
-        let (mut a, mut b) = (0usize, 0usize);
         let budget = Budget {
             batches: 5,
             batch_time: Duration::from_micros(50),
             max_iterations: 4,
         };
-        let t = compare_each(
-            budget,
-            &mut [
-                Box::new(|| {
-                    a += 1;
-                    Ok(())
-                }),
-                Box::new(|| {
-                    b += 1;
-                    Ok(())
-                }),
-            ],
-        )
-        .unwrap();
+        let (t, a, b) = run_two(compare_each, budget);
         let rounds = t[0].per_round_us.len();
         assert!((5..=MAX_ROUNDS).contains(&rounds), "{rounds}");
         assert_eq!(t[1].per_round_us.len(), rounds);
