@@ -27,17 +27,17 @@ type Importers = SmallVec<[Arc<dyn Importer>; INLINE_DEVICES]>;
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
 /// far and returns an error naming the device.
 pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Result<Imports> {
-    let mut imports = Imports::with_capacity(importers.len());
-    for imp in importers {
-        match imp.import(buffer) {
-            Ok(i) => imports.push(i),
-            Err(e) => {
-                drop(imports);
-                return Err(name_device(imp.name(), e));
-            }
-        }
-    }
-    Ok(imports)
+    importers
+        .iter()
+        .map(|imp| import_one(imp, buffer))
+        .collect()
+}
+
+/// Imports `buffer` into `importer`; an error names the device.
+fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Box<dyn Imported>> {
+    importer
+        .import(buffer)
+        .map_err(|e| name_device(importer.name(), e))
 }
 
 /// Makes sure an import error says which device failed.
@@ -74,13 +74,9 @@ impl SharedBuffer {
             plan,
         };
         for importer in importers {
-            match importer.import(&shared.buffer) {
-                Ok(import) => {
-                    shared.imports.push(import);
-                    shared.importers.push(Arc::clone(importer));
-                }
-                Err(e) => return Err(name_device(importer.name(), e)),
-            }
+            let import = import_one(importer, &shared.buffer)?;
+            shared.imports.push(import);
+            shared.importers.push(Arc::clone(importer));
         }
         Ok(shared)
     }
