@@ -99,8 +99,17 @@ fn candidate_version() -> Result<String> {
         .ok_or_else(|| format!("apt has no candidate for {SOURCE_PACKAGE}"))
 }
 
+/// Disk the kernel build takes at its peak: the source package, its unpacked tree and the
+/// objects of the configured kernel.
+const KERNEL_BUILD_BYTES: u64 = 3 << 30;
+
 fn build(version: &str, fragment_path: &Path, fragment: &str, dest: &Path) -> Result<()> {
     let work = cache_dir().join("kernel").join("build");
+    crate::disk::warn_if_low(
+        &cache_dir(),
+        KERNEL_BUILD_BYTES,
+        "building the guest kernel",
+    );
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     run(Command::new("apt-get")
