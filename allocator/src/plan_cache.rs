@@ -59,6 +59,10 @@ impl PlanCache {
         let (plan, constraints) = {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let e = entries.iter().find(|e| e.matches(request, importers))?;
+            // Nothing to ask (DRM devices): the plan stands.
+            if importers.iter().all(|i| i.constraints_are_stable()) {
+                return Some(e.plan.clone());
+            }
             (e.plan.clone(), e.constraints.clone())
         };
         // Asked outside the lock: a V4L2 device answers through an ioctl.

@@ -13,11 +13,16 @@ use crate::vm::shell_quote;
 use crate::Result;
 
 /// The cases, as pairs (what, raw floor case, cenalloc case) of `cenalloc-bench --repeat`.
-const PAIRS: [(&str, &str, &str); 2] = [
+const PAIRS: [(&str, &str, &str); 3] = [
     (
         "display-only (vkms allocates)",
         "raw-display-only",
         "cenalloc-display-only",
+    ),
+    (
+        "display-only, allocate_and_import",
+        "raw-display-only",
+        "allocate-and-import-display-only",
     ),
     ("CPU-written (system heap)", "raw-heap", "cenalloc-heap"),
 ];
@@ -29,18 +34,24 @@ pub fn guest_script(bench: &Path, share: &Path) -> String {
     let bench = shell_quote(&bench.to_string_lossy());
     let share = shell_quote(&share.to_string_lossy());
     let mut script = String::new();
+    let mut cases: Vec<&str> = Vec::new();
     for (_, raw, ours) in PAIRS {
         for case in [raw, ours] {
-            script.push_str(&format!(
-                "valgrind --tool=callgrind --toggle-collect='*counted_cycles' \
-                 --callgrind-out-file={share}/callgrind.{case} {bench} --repeat {case} {BUFFERS} \
-                 >/dev/null 2>{share}/callgrind.{case}.log\n"
-            ));
-            for n in [BUFFERS, 2 * BUFFERS] {
-                script.push_str(&format!(
-                    "strace -c -o {share}/strace.{case}.{n} {bench} --repeat {case} {n} >/dev/null\n"
-                ));
+            if !cases.contains(&case) {
+                cases.push(case);
             }
+        }
+    }
+    for case in cases {
+        script.push_str(&format!(
+            "valgrind --tool=callgrind --toggle-collect='*counted_cycles' \
+             --callgrind-out-file={share}/callgrind.{case} {bench} --repeat {case} {BUFFERS} \
+             >/dev/null 2>{share}/callgrind.{case}.log\n"
+        ));
+        for n in [BUFFERS, 2 * BUFFERS] {
+            script.push_str(&format!(
+                "strace -c -o {share}/strace.{case}.{n} {bench} --repeat {case} {n} >/dev/null\n"
+            ));
         }
     }
     script

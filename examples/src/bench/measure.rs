@@ -19,6 +19,17 @@ pub struct Budget {
     pub max_iterations: usize,
 }
 
+impl Budget {
+    /// This budget's share when a comparison is split into `parts` placements: as many
+    /// rounds in all (at least one per part), each as long.
+    pub fn share(self, parts: usize) -> Budget {
+        Budget {
+            batches: self.batches.div_ceil(parts.max(1)).max(1),
+            ..self
+        }
+    }
+}
+
 /// The result of one variant: median time per operation over the batches.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Timing {
@@ -36,6 +47,10 @@ pub struct Timing {
     /// of one comparison ran back to back.
     #[serde(skip)]
     pub per_round_us: Vec<f64>,
+    /// When the rounds come from several placements ([`super::placement`]): how many rounds
+    /// each contributed, in order; empty for one.
+    #[serde(skip)]
+    pub placement_rounds: Vec<usize>,
 }
 
 /// The median over rounds of `this`'s batch time divided by `that`'s in the same round, when
@@ -56,7 +71,7 @@ pub fn paired_ratio(this: &Timing, that: &Timing) -> Option<f64> {
 /// An operation to time; returns an error to abort the comparison.
 pub type Op<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
@@ -114,6 +129,7 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
                 batches: budget.batches,
                 iterations,
                 per_round_us: s,
+                placement_rounds: Vec::new(),
             }
         })
         .collect())
@@ -215,6 +231,7 @@ pub fn median_of(mut samples_us: Vec<f64>) -> Timing {
         batches: n,
         iterations: 1,
         per_round_us: Vec::new(),
+        placement_rounds: Vec::new(),
     }
 }
 
@@ -301,6 +318,7 @@ mod tests {
             batches: 9,
             iterations: 1,
             per_round_us,
+            placement_rounds: Vec::new(),
         };
         let this = timing(reference.iter().map(|r| r * 1.1).collect());
         let ratio = paired_ratio(&this, &timing(reference)).unwrap();

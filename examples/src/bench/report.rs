@@ -29,6 +29,9 @@ pub struct Ratio {
     pub value: f64,
     /// How `value` was obtained: `paired rounds` or `medians`.
     pub method: &'static str,
+    /// The paired ratio of each placement on its own (empty for one placement): how much
+    /// where the process's objects landed moved the result.
+    pub placements: Vec<f64>,
     /// The goal, e.g. `<= 1.05`.
     pub target: Option<String>,
     /// Whether the goal is met.
@@ -60,6 +63,7 @@ impl Ratio {
             versus: versus_name.to_owned(),
             value,
             method,
+            placements: super::placement::ratios(this, versus),
             target,
             met,
         }
@@ -101,8 +105,15 @@ pub fn table(rows: &[Row]) -> String {
                     Some(false) => " MISSED",
                     None => "",
                 };
+                let spread = match (
+                    q.placements.iter().copied().reduce(f64::min),
+                    q.placements.iter().copied().reduce(f64::max),
+                ) {
+                    (Some(lo), Some(hi)) => format!(" [{lo:.2}–{hi:.2} over placements]"),
+                    _ => String::new(),
+                };
                 format!(
-                    "{:.3}x vs {}{}{}",
+                    "{:.3}x vs {}{spread}{}{}",
                     q.value,
                     q.versus,
                     q.target

@@ -27,6 +27,7 @@ use cenalloc_examples::bench::measure::{
     clocksource, compare, compare_each, median_of, prefer_tsc, Budget, Op, Timing, MAX_ROUNDS,
     SHORT_OPERATION,
 };
+use cenalloc_examples::bench::placement::{self, HeapShift, PLACEMENTS};
 use cenalloc_examples::bench::raw::{Card, Dumb, Heap, VideoQueue};
 use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
 use cenalloc_examples::bench::sys;
@@ -58,6 +59,69 @@ enum RawImporter {
     Video(VideoQueue),
 }
 
+/// A device both sides of a comparison open: a DRM node (KMS or not) or vivid-001's capture
+/// queue.
+enum Node {
+    Drm { path: PathBuf, kms: bool },
+    Video(PathBuf),
+}
+
+/// Both sides of a comparison: the importers cenalloc uses and the raw floor's own opens of
+/// the same devices.
+struct Sides {
+    importers: Vec<Arc<dyn Importer>>,
+    raws: Vec<RawImporter>,
+}
+
+impl Sides {
+    /// Opens every node anew, once for cenalloc and once for the raw floor.
+    fn open(nodes: &[Node]) -> Res<Sides> {
+        let mut sides = Sides {
+            importers: Vec::with_capacity(nodes.len()),
+            raws: Vec::with_capacity(nodes.len()),
+        };
+        for node in nodes {
+            match node {
+                Node::Drm { path, kms } => {
+                    let device =
+                        DrmDevice::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    sides.importers.push(Arc::new(device));
+                    sides.raws.push(Bench::raw_card(path, *kms)?);
+                }
+                Node::Video(path) => {
+                    let camera = open_vivid(path)?;
+                    sides.raws.push(raw_video(path, &camera)?);
+                    sides.importers.push(camera);
+                }
+            }
+        }
+        Ok(sides)
+    }
+}
+
+/// vivid-001's capture queue as an importer.
+fn open_vivid(path: &Path) -> Res<Arc<V4l2Importer>> {
+    let device = Device::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Arc::new(V4l2Importer::new(
+        Arc::new(device),
+        Direction::Capture,
+    )))
+}
+
+/// The raw floor's own open of `camera`'s capture queue at `path`.
+fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
+    let buf_type = camera
+        .device()
+        .buf_type(Direction::Capture)
+        .ok_or("vivid-001 has no capture queue")?;
+    let pf = camera
+        .pixel_format_for(Fourcc::Xrgb8888)
+        .map_err(|e| e.to_string())?;
+    VideoQueue::open(path, buf_type, pf.0)
+        .map(RawImporter::Video)
+        .map_err(|e| e.to_string())
+}
+
 fn xrgb(w: u32, h: u32, usage: Usage) -> BufferRequest {
     BufferRequest::image(w, h, Fourcc::Xrgb8888, usage)
 }
@@ -76,12 +140,24 @@ fn realize_op<'a>(
 }
 
 /// What `--repeat` runs: the raw floor and cenalloc, for a display-only and a heap buffer.
-const REPEAT_CASES: [&str; 4] = [
+const REPEAT_CASES: [&str; 5] = [
     "raw-display-only",
     "cenalloc-display-only",
+    "allocate-and-import-display-only",
     "raw-heap",
     "cenalloc-heap",
 ];
+
+/// Who makes the buffers of a `--repeat` case.
+#[derive(Clone, Copy)]
+enum Maker {
+    /// The raw floor.
+    Raw,
+    /// `realize_plan` of a plan made once.
+    Planned,
+    /// `allocate_and_import`, which finds the plan itself.
+    AllocateAndImport,
+}
 
 /// Runs `op` `n` times: the one function a callgrind run collects in.
 #[inline(never)]
@@ -146,6 +222,15 @@ impl Bench {
     /// Times `ops` side by side: one operation of each per round when every one takes under
     /// [`SHORT_OPERATION`], else in batches.
     fn time(&self, ops: &mut [Op<'_>]) -> Res<Vec<Timing>> {
+        self.time_within(self.budget, ops)
+    }
+
+    /// [`Bench::time`] for one of [`PLACEMENTS`] placements: its share of the rounds.
+    fn time_placement(&self, ops: &mut [Op<'_>]) -> Res<Vec<Timing>> {
+        self.time_within(self.budget.share(PLACEMENTS), ops)
+    }
+
+    fn time_within(&self, budget: Budget, ops: &mut [Op<'_>]) -> Res<Vec<Timing>> {
         let mut longest = Duration::ZERO;
         for op in ops.iter_mut() {
             op()?;
@@ -154,9 +239,9 @@ impl Bench {
             longest = longest.max(t.elapsed());
         }
         if longest < SHORT_OPERATION {
-            compare_each(self.budget, ops)
+            compare_each(budget, ops)
         } else {
-            compare(self.budget, ops)
+            compare(budget, ops)
         }
     }
 
@@ -246,11 +331,12 @@ impl Bench {
     /// executes: `valgrind --tool=callgrind --toggle-collect='*counted_cycles'`, strace.
     /// Prints the time per buffer on stderr.
     fn repeat(&mut self, case: &str, n: usize) -> Res<()> {
-        let (usage, raw) = match case {
-            "raw-display-only" => (Usage::SCANOUT, true),
-            "cenalloc-display-only" => (Usage::SCANOUT, false),
-            "raw-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, true),
-            "cenalloc-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, false),
+        let (usage, maker) = match case {
+            "raw-display-only" => (Usage::SCANOUT, Maker::Raw),
+            "cenalloc-display-only" => (Usage::SCANOUT, Maker::Planned),
+            "allocate-and-import-display-only" => (Usage::SCANOUT, Maker::AllocateAndImport),
+            "raw-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, Maker::Raw),
+            "cenalloc-heap" => (Usage::SCANOUT | Usage::CPU_WRITE, Maker::Planned),
             other => {
                 return Err(format!(
                     "--repeat {other}: not a case ({})",
@@ -259,13 +345,18 @@ impl Bench {
             }
         };
         let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(self.vkms.clone())];
-        let plan = self.plan(&xrgb(32, 32, usage), &importers)?;
+        let request = xrgb(32, 32, usage);
+        let plan = self.plan(&request, &importers)?;
         let raws = vec![Self::raw_card(&self.vkms_path, true)?];
         let a = self.allocator.clone();
-        let mut op = if raw {
-            self.raw_op(&plan, &raws)?
-        } else {
-            realize_op(&a, &plan, &importers)
+        let mut op = match maker {
+            Maker::Raw => self.raw_op(&plan, &raws)?,
+            Maker::Planned => realize_op(&a, &plan, &importers),
+            Maker::AllocateAndImport => Box::new(|| {
+                a.allocate_and_import(&request, &importers)
+                    .map(drop)
+                    .map_err(|e| format!("allocate_and_import: {e}"))
+            }),
         };
         op()?;
         let start = Instant::now();
@@ -277,21 +368,6 @@ impl Bench {
         Ok(())
     }
 
-    fn raw_vivid(&self) -> Res<RawImporter> {
-        let buf_type = self
-            .vivid
-            .device()
-            .buf_type(Direction::Capture)
-            .ok_or("vivid-001 has no capture queue")?;
-        let pf = self
-            .vivid
-            .pixel_format_for(Fourcc::Xrgb8888)
-            .map_err(|e| e.to_string())?;
-        VideoQueue::open(&self.vivid_path, buf_type, pf.0)
-            .map(RawImporter::Video)
-            .map_err(|e| e.to_string())
-    }
-
     fn raw_card(path: &Path, kms: bool) -> Res<RawImporter> {
         Card::open(path, kms)
             .map(RawImporter::Drm)
@@ -300,23 +376,31 @@ impl Bench {
 
     /// The raw floor; cenalloc with the plan made once (realize_plan, as a pool or swapchain
     /// does); allocate_and_import (which reuses the plan when every importer's constraints
-    /// are stable, e.g. DRM devices); and, timed apart, planning anew for every buffer.
+    /// are stable, e.g. DRM devices); and, timed apart, planning anew for every buffer. Each
+    /// comparison is measured over [`PLACEMENTS`] placements: `nodes` opened anew on both
+    /// sides, a new allocator, the heap shifted.
     fn against_raw(
         &mut self,
         group: &str,
         case: &str,
         request: BufferRequest,
-        importers: Vec<Arc<dyn Importer>>,
-        raws: &[RawImporter],
+        nodes: &[Node],
     ) -> Res<()> {
-        let plan = self.plan(&request, &importers)?;
-        let a = self.allocator.clone();
-        // Two comparisons: planning for every buffer runs far more code than the rest, and
-        // timed in the same rounds it would disturb (cool the caches of) its neighbours.
-        let timings = {
-            let raw = self.raw_op(&plan, raws)?;
+        let mut planned_once = Vec::with_capacity(PLACEMENTS);
+        let mut planned_each = Vec::with_capacity(PLACEMENTS);
+        for index in 0..PLACEMENTS {
+            let _shift = HeapShift::new(index);
+            let Sides { importers, raws } = Sides::open(nodes)?;
+            let a = Allocator::new();
+            let plan = Arc::new(
+                a.plan(&request, &importers)
+                    .map_err(|e| format!("plan: {e}"))?,
+            );
+            // Two comparisons: planning for every buffer runs far more code than the rest,
+            // and timed in the same rounds it would disturb (cool the caches of) its
+            // neighbours.
             let mut ops: Vec<Op<'_>> = vec![
-                raw,
+                self.raw_op(&plan, &raws)?,
                 realize_op(&a, &plan, &importers),
                 Box::new(|| {
                     a.allocate_and_import(&request, &importers)
@@ -324,22 +408,10 @@ impl Bench {
                         .map_err(|e| format!("allocate_and_import: {e}"))
                 }),
             ];
-            self.time(&mut ops)?
-        };
-        let names = [
-            "raw ioctls",
-            "cenalloc (planned once)",
-            "cenalloc allocate_and_import",
-        ];
-        self.record(group, case, &names, timings);
-        let target = Some(Target::AtMost(1.05));
-        for variant in &names[1..] {
-            self.ratio(case, variant, names[0], target);
-        }
-        let timings = {
-            let raw = self.raw_op(&plan, raws)?;
+            planned_once.push(self.time_placement(&mut ops)?);
+            drop(ops);
             let mut ops: Vec<Op<'_>> = vec![
-                raw,
+                self.raw_op(&plan, &raws)?,
                 Box::new(|| {
                     let plan = a
                         .plan(&request, &importers)
@@ -349,17 +421,30 @@ impl Bench {
                         .map_err(|e| format!("realize_plan: {e}"))
                 }),
             ];
-            self.time(&mut ops)?
-        };
+            planned_each.push(self.time_placement(&mut ops)?);
+        }
+        let names = [
+            "raw ioctls",
+            "cenalloc (planned once)",
+            "cenalloc allocate_and_import",
+        ];
+        self.record(group, case, &names, placement::pool(planned_once));
+        let target = Some(Target::AtMost(1.05));
+        for variant in &names[1..] {
+            self.ratio(case, variant, names[0], target);
+        }
         // What planning costs (no target: allocate_and_import reuses plans).
         let names = ["raw ioctls (beside planning)", "cenalloc (plan each time)"];
-        self.record_against_first(group, case, &names, timings);
+        self.record_against_first(group, case, &names, placement::pool(planned_each));
         Ok(())
     }
 
     fn group_vkms_sizes(&mut self) -> Res<()> {
         let group = "allocate + export + import → vkms, by size";
-        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
+        let nodes = [Node::Drm {
+            path: self.vkms_path.clone(),
+            kms: true,
+        }];
         // What cenalloc does by default for each: a buffer only the display uses comes from
         // the display (a dumb buffer), one the CPU writes from the system heap.
         let kinds = [
@@ -369,23 +454,13 @@ impl Bench {
         for (usage, memory) in kinds {
             for (w, h) in [(32, 32), (128, 128), (512, 512), (1024, 2048), (2048, 4096)] {
                 let case = format!("{} · {memory}", size_label(w, h));
-                let raws = vec![Self::raw_card(&self.vkms_path, true)?];
-                let r = self.against_raw(
-                    group,
-                    &case,
-                    xrgb(w, h, usage),
-                    vec![display.clone()],
-                    &raws,
-                );
+                let r = self.against_raw(group, &case, xrgb(w, h, usage), &nodes);
                 self.note_err(group, &case, r);
             }
         }
         Ok(())
     }
 
-    /// Where cenalloc's fixed cost goes, on the smallest buffer: the raw floor with and without
-    /// the SET_NAME cenalloc issues, then cenalloc's allocation with a raw import, with its own
-    /// import, and the whole realize_plan (imports kept together with the plan).
     fn group_overhead(&mut self) -> Res<()> {
         let group = "fixed cost: what cenalloc adds to the raw floor (→ vkms)";
         let (w, h) = (32, 32);
@@ -496,7 +571,7 @@ impl Bench {
         let path = plan.source.path.clone().ok_or("not a heap")?;
         let heap = Heap::open(&path).map_err(|e| e.to_string())?;
         let size = plan.size;
-        let RawImporter::Video(queue) = self.raw_vivid()? else {
+        let RawImporter::Video(queue) = raw_video(&self.vivid_path, &self.vivid)? else {
             return Err("expected a V4L2 queue".into());
         };
         let formats = queue.enumerate_formats();
@@ -553,7 +628,7 @@ impl Bench {
 
     fn group_vivid_sizes(&mut self) -> Res<()> {
         let group = "allocate + export + import → vivid-001, by size";
-        let camera: Arc<dyn Importer> = self.vivid.clone();
+        let nodes = [Node::Video(self.vivid_path.clone())];
         // vivid's default input (a webcam) offers discrete frame sizes.
         for (w, h) in [
             (320, 180),
@@ -562,13 +637,11 @@ impl Bench {
             (1920, 1080),
             (3840, 2160),
         ] {
-            let raws = vec![self.raw_vivid()?];
             let r = self.against_raw(
                 group,
                 &size_label(w, h),
                 xrgb(w, h, Usage::CAMERA_WRITE),
-                vec![camera.clone()],
-                &raws,
+                &nodes,
             );
             self.note_err(group, &size_label(w, h), r);
         }
@@ -581,26 +654,21 @@ impl Bench {
         let vgem = cenalloc_drm::device::find("vgem", NodeKind::Card)
             .ok_or("no vgem card (needed for the importer scaling)")?;
         let vgem_path = vgem.path().ok_or("vgem has no path")?.to_owned();
-        let open = |p: &Path| DrmDevice::open(p).map_err(|e| e.to_string());
-        let candidates: Vec<(Arc<dyn Importer>, RawImporter)> = vec![
-            (
-                Arc::new(self.vkms.clone()),
-                Self::raw_card(&self.vkms_path, true)?,
-            ),
-            (self.vivid.clone(), self.raw_vivid()?),
-            (Arc::new(vgem), Self::raw_card(&vgem_path, false)?),
-            (
-                Arc::new(open(&self.vkms_path)?),
-                Self::raw_card(&self.vkms_path, true)?,
-            ),
-            (
-                Arc::new(open(&vgem_path)?),
-                Self::raw_card(&vgem_path, false)?,
-            ),
-            (
-                Arc::new(open(&self.vkms_path)?),
-                Self::raw_card(&self.vkms_path, true)?,
-            ),
+        let kms = |path: &Path| Node::Drm {
+            path: path.to_owned(),
+            kms: true,
+        };
+        let render = |path: &Path| Node::Drm {
+            path: path.to_owned(),
+            kms: false,
+        };
+        let nodes = [
+            kms(&self.vkms_path),
+            Node::Video(self.vivid_path.clone()),
+            render(&vgem_path),
+            kms(&self.vkms_path),
+            render(&vgem_path),
+            kms(&self.vkms_path),
         ];
         let labels = [
             "vkms",
@@ -610,14 +678,10 @@ impl Bench {
             "+ vgem #2",
             "+ vkms #3",
         ];
-        let mut importers = Vec::new();
-        let mut raws = Vec::new();
-        for (n, ((imp, raw), label)) in candidates.into_iter().zip(labels).enumerate() {
-            importers.push(imp);
-            raws.push(raw);
+        for (n, label) in labels.iter().enumerate() {
             let case = format!("{} importer(s): {label}", n + 1);
             let request = xrgb(1920, 1080, Usage::SCANOUT | Usage::CAMERA_WRITE);
-            let r = self.against_raw(group, &case, request, importers.clone(), &raws);
+            let r = self.against_raw(group, &case, request, &nodes[..=n]);
             self.note_err(group, &case, r);
         }
         Ok(())
