@@ -76,26 +76,33 @@ struct Sides {
 impl Sides {
     /// Opens every node anew, once for cenalloc and once for the raw floor.
     fn open(nodes: &[Node]) -> Res<Sides> {
-        let mut sides = Sides {
-            importers: Vec::with_capacity(nodes.len()),
-            raws: Vec::with_capacity(nodes.len()),
-        };
-        for node in nodes {
+        Ok(Sides {
+            importers: open_importers(nodes)?,
+            raws: nodes.iter().map(open_raw).collect::<Res<_>>()?,
+        })
+    }
+}
+
+/// Every node opened anew as a cenalloc importer.
+fn open_importers(nodes: &[Node]) -> Res<Vec<Arc<dyn Importer>>> {
+    nodes
+        .iter()
+        .map(|node| -> Res<Arc<dyn Importer>> {
             match node {
-                Node::Drm { path, kms } => {
-                    let device =
-                        DrmDevice::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    sides.importers.push(Arc::new(device));
-                    sides.raws.push(Bench::raw_card(path, *kms)?);
-                }
-                Node::Video(path) => {
-                    let camera = open_vivid(path)?;
-                    sides.raws.push(raw_video(path, &camera)?);
-                    sides.importers.push(camera);
-                }
+                Node::Drm { path, .. } => DrmDevice::open(path)
+                    .map(|d| Arc::new(d) as Arc<dyn Importer>)
+                    .map_err(|e| format!("{}: {e}", path.display())),
+                Node::Video(path) => Ok(open_vivid(path)?),
             }
-        }
-        Ok(sides)
+        })
+        .collect()
+}
+
+/// The raw floor's own open of `node`.
+fn open_raw(node: &Node) -> Res<RawImporter> {
+    match node {
+        Node::Drm { path, kms } => Bench::raw_card(path, *kms),
+        Node::Video(path) => raw_video(path, &*open_vivid(path)?),
     }
 }
 
@@ -121,6 +128,9 @@ fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
         .map(RawImporter::Video)
         .map_err(|e| e.to_string())
 }
+
+/// One raw cycle with (`true`) or without an extra step.
+type RawCycle = Box<dyn Fn(bool) -> Res<()>>;
 
 fn xrgb(w: u32, h: u32, usage: Usage) -> BufferRequest {
     BufferRequest::image(w, h, Fourcc::Xrgb8888, usage)
@@ -465,29 +475,37 @@ impl Bench {
         let group = "fixed cost: what cenalloc adds to the raw floor (→ vkms)";
         let (w, h) = (32, 32);
         let case = size_label(w, h);
-        let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
-        let importers = vec![display];
+        let nodes = [Node::Drm {
+            path: self.vkms_path.clone(),
+            kms: true,
+        }];
         // A buffer the CPU writes: the heap path, whose floor is a heap allocation.
         let request = xrgb(w, h, Usage::SCANOUT | Usage::CPU_WRITE);
-        let plan = self.plan(&request, &importers)?;
-        let path = plan.source.path.clone().ok_or("not a heap")?;
-        let heap = Heap::open(&path).map_err(|e| e.to_string())?;
-        let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
-        let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
-        let name = dmabuf_name(&plan)?;
-        let raw_cycle = |set_name: bool| -> Res<()> {
-            let fd = heap.alloc(size).map_err(|e| e.to_string())?;
-            if set_name {
-                sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+        let mut parts = Vec::with_capacity(PLACEMENTS);
+        for index in 0..PLACEMENTS {
+            let _shift = HeapShift::new(index);
+            let importers = open_importers(&nodes)?;
+            let a = Allocator::new();
+            let plan = Arc::new(
+                a.plan(&request, &importers)
+                    .map_err(|e| format!("plan: {e}"))?,
+            );
+            let path = plan.source.path.clone().ok_or("not a heap")?;
+            let heap = Heap::open(&path).map_err(|e| e.to_string())?;
+            let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
+            let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
+            let name = dmabuf_name(&plan)?;
+            let raw_cycle = |set_name: bool| -> Res<()> {
+                let fd = heap.alloc(size).map_err(|e| e.to_string())?;
+                if set_name {
+                    sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+                        .map_err(|e| e.to_string())?;
+                }
+                let import = card
+                    .import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
                     .map_err(|e| e.to_string())?;
-            }
-            let import = card
-                .import(std::os::fd::AsFd::as_fd(&fd), w, h, stride)
-                .map_err(|e| e.to_string())?;
-            card.release(import).map_err(|e| e.to_string())
-        };
-        let a = self.allocator.clone();
-        let timings = {
+                card.release(import).map_err(|e| e.to_string())
+            };
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw_cycle(true)),
                 Box::new(|| raw_cycle(false)),
@@ -507,8 +525,8 @@ impl Bench {
                 }),
                 realize_op(&a, &plan, &importers),
             ];
-            self.time(&mut ops)?
-        };
+            parts.push(self.time_placement(&mut ops)?);
+        }
         let names = [
             "raw ioctls (SET_NAME included)",
             "raw ioctls without SET_NAME",
@@ -516,7 +534,7 @@ impl Bench {
             "cenalloc allocate + cenalloc-drm import",
             "cenalloc realize_plan (planned once)",
         ];
-        self.record_against_first(group, &case, &names, timings);
+        self.record_against_first(group, &case, &names, placement::pool(parts));
         self.overhead_dumb(group)?;
         self.overhead_v4l2(group)
     }
@@ -527,34 +545,39 @@ impl Bench {
     fn overhead_dumb(&mut self, group: &str) -> Res<()> {
         let (w, h) = (32, 32);
         let case = format!("{} · vkms allocates", size_label(w, h));
-        let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(self.vkms.clone())];
-        let plan = self.plan(&xrgb(w, h, Usage::SCANOUT), &importers)?;
-        if plan.source.kind != SourceKind::Device {
-            return Err(format!(
-                "expected vkms to allocate, the plan says {:?}",
-                plan.source
-            ));
-        }
-        let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
-        let name = dmabuf_name(&plan)?;
-        let raw_cycle = |prime_import: bool| -> Res<()> {
-            let dumb = card.export_dumb(w, h).map_err(|e| e.to_string())?;
-            sys::dma_buf_set_name(dumb.fd.as_fd(), &name).map_err(|e| e.to_string())?;
-            let import = if prime_import {
-                card.import(dumb.fd.as_fd(), w, h, dumb.stride)
-            } else {
-                card.import_own(&dumb, w, h)
-            };
-            card.release(import.map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())
+        let vkms_path = self.vkms_path.clone();
+        let raw_for = |plan: &Plan| -> Res<RawCycle> {
+            if plan.source.kind != SourceKind::Device {
+                return Err(format!(
+                    "expected vkms to allocate, the plan says {:?}",
+                    plan.source
+                ));
+            }
+            let card = Card::open(&vkms_path, true).map_err(|e| e.to_string())?;
+            let name = dmabuf_name(plan)?;
+            Ok(Box::new(move |prime_import: bool| -> Res<()> {
+                let dumb = card.export_dumb(w, h).map_err(|e| e.to_string())?;
+                sys::dma_buf_set_name(dumb.fd.as_fd(), &name).map_err(|e| e.to_string())?;
+                let import = if prime_import {
+                    card.import(dumb.fd.as_fd(), w, h, dumb.stride)
+                } else {
+                    card.import_own(&dumb, w, h)
+                };
+                card.release(import.map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())
+            }))
         };
+        let nodes = [Node::Drm {
+            path: self.vkms_path.clone(),
+            kms: true,
+        }];
         self.floor_step_and_cenalloc(
             group,
             &case,
-            raw_cycle,
             "raw + PRIME import of its own dma-buf",
-            &plan,
-            &importers,
+            &nodes,
+            &xrgb(w, h, Usage::SCANOUT),
+            &raw_for,
         )
     }
 
@@ -564,65 +587,78 @@ impl Bench {
     fn overhead_v4l2(&mut self, group: &str) -> Res<()> {
         let (w, h) = (320, 180);
         let case = format!("{} → vivid-001", size_label(w, h));
-        let camera: Arc<dyn Importer> = self.vivid.clone();
-        let importers = vec![camera];
-        let request = xrgb(w, h, Usage::CAMERA_WRITE);
-        let plan = self.plan(&request, &importers)?;
-        let path = plan.source.path.clone().ok_or("not a heap")?;
-        let heap = Heap::open(&path).map_err(|e| e.to_string())?;
-        let size = plan.size;
-        let RawImporter::Video(queue) = raw_video(&self.vivid_path, &self.vivid)? else {
-            return Err("expected a V4L2 queue".into());
+        let (vivid, vivid_path) = (self.vivid.clone(), self.vivid_path.clone());
+        let formats = match raw_video(&vivid_path, &vivid)? {
+            RawImporter::Video(queue) => queue.enumerate_formats(),
+            RawImporter::Drm(_) => return Err("expected a V4L2 queue".into()),
         };
-        let formats = queue.enumerate_formats();
-        let name = dmabuf_name(&plan)?;
-        let raw_cycle = |enum_fmt: bool| -> Res<()> {
-            let fd = heap.alloc(size).map_err(|e| e.to_string())?;
-            sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
-                .map_err(|e| e.to_string())?;
-            if enum_fmt {
-                std::hint::black_box(queue.enumerate_formats());
-            }
-            queue.check(w, h, size).map_err(|e| e.to_string())?;
-            drop(fd);
-            Ok(())
+        let raw_for = |plan: &Plan| -> Res<RawCycle> {
+            let path = plan.source.path.clone().ok_or("not a heap")?;
+            let heap = Heap::open(&path).map_err(|e| e.to_string())?;
+            let size = plan.size;
+            let RawImporter::Video(queue) = raw_video(&vivid_path, &vivid)? else {
+                return Err("expected a V4L2 queue".into());
+            };
+            let name = dmabuf_name(plan)?;
+            Ok(Box::new(move |enum_fmt: bool| -> Res<()> {
+                let fd = heap.alloc(size).map_err(|e| e.to_string())?;
+                sys::dma_buf_set_name(std::os::fd::AsFd::as_fd(&fd), &name)
+                    .map_err(|e| e.to_string())?;
+                if enum_fmt {
+                    std::hint::black_box(queue.enumerate_formats());
+                }
+                queue.check(w, h, size).map_err(|e| e.to_string())?;
+                drop(fd);
+                Ok(())
+            }))
         };
+        let nodes = [Node::Video(self.vivid_path.clone())];
         self.floor_step_and_cenalloc(
             group,
             &case,
-            raw_cycle,
             &format!("raw + ENUM_FMT ×{formats}"),
-            &plan,
-            &importers,
+            &nodes,
+            &xrgb(w, h, Usage::CAMERA_WRITE),
+            &raw_for,
         )
     }
 
     /// Times the raw floor (`raw(false)`), the floor with one more step (`raw(true)`, named
-    /// `step`) and cenalloc realizing `plan`, side by side, each against the floor.
+    /// `step`) and cenalloc realizing its plan for `request` on `nodes`, side by side, each
+    /// against the floor, over [`PLACEMENTS`] placements (`raw_for` makes the raw cycle of
+    /// each placement's plan).
     fn floor_step_and_cenalloc(
         &mut self,
         group: &str,
         case: &str,
-        raw: impl Fn(bool) -> Res<()>,
         step: &str,
-        plan: &Arc<Plan>,
-        importers: &[Arc<dyn Importer>],
+        nodes: &[Node],
+        request: &BufferRequest,
+        raw_for: &dyn Fn(&Plan) -> Res<RawCycle>,
     ) -> Res<()> {
-        let a = self.allocator.clone();
-        let timings = {
+        let mut parts = Vec::with_capacity(PLACEMENTS);
+        for index in 0..PLACEMENTS {
+            let _shift = HeapShift::new(index);
+            let importers = open_importers(nodes)?;
+            let a = Allocator::new();
+            let plan = Arc::new(
+                a.plan(request, &importers)
+                    .map_err(|e| format!("plan: {e}"))?,
+            );
+            let raw = raw_for(&plan)?;
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw(false)),
                 Box::new(|| raw(true)),
-                realize_op(&a, plan, importers),
+                realize_op(&a, &plan, &importers),
             ];
-            self.time(&mut ops)?
-        };
+            parts.push(self.time_placement(&mut ops)?);
+        }
         let names = [
             "raw ioctls (SET_NAME included)",
             step,
             "cenalloc realize_plan (planned once)",
         ];
-        self.record_against_first(group, case, &names, timings);
+        self.record_against_first(group, case, &names, placement::pool(parts));
         Ok(())
     }
 
