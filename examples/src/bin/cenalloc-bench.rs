@@ -6,7 +6,8 @@
 //! vkms allocates itself, and CPU-written ones from the system heap) and into vivid-001,
 //! cenalloc against the same raw ioctl sequence; a vkms scanout buffer against libgbm; probing
 //! every device (cold, in fresh processes, and cached); a pool hit against a fresh 8 MiB
-//! allocation; cost against the number of importers (1 to 6). Every figure is the median over
+//! allocation; cost against the number of importers (1 to 6); what atomics, locks, reference
+//! counts, allocations and a system call cost in this guest. Every figure is the median over
 //! rounds; ratios are medians of per-round ratios of variants run back to back (see
 //! `bench::measure`).
 //!
@@ -783,6 +784,75 @@ impl Bench {
         Ok(())
     }
 
+    /// What the building blocks of any user-space bookkeeping cost where the benchmarks run
+    /// (under TCG, not in proportion to the host): each variant runs its operation 1000 times,
+    /// so its time in µs is nanoseconds per operation.
+    fn group_primitives(&mut self) -> Res<()> {
+        use std::hint::black_box;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Mutex;
+        const N: usize = 1000;
+        let counter = AtomicUsize::new(0);
+        let guarded = Mutex::new(0usize);
+        let shared = Arc::new(0u64);
+        let timings = {
+            let mut ops: Vec<Op<'_>> = vec![
+                Box::new(|| {
+                    for i in 0..N {
+                        black_box(i);
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    for _ in 0..N {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    for _ in 0..N {
+                        *guarded.lock().map_err(|e| e.to_string())? += 1;
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    for _ in 0..N {
+                        black_box(shared.clone());
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    for i in 0..N {
+                        black_box(Box::new(black_box(i)));
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    for _ in 0..N {
+                        black_box(rustix::process::getppid());
+                    }
+                    Ok(())
+                }),
+            ];
+            self.time(&mut ops)?
+        };
+        let names = [
+            "loop step ×1000",
+            "atomic add ×1000",
+            "mutex lock + unlock ×1000",
+            "Arc clone + drop ×1000",
+            "Box alloc + free ×1000",
+            "getppid system call ×1000",
+        ];
+        self.record_against_first(
+            "primitives: ns per operation (µs per 1000)",
+            "one thread, uncontended",
+            &names,
+            timings,
+        );
+        Ok(())
+    }
+
     fn group_pool(&mut self) -> Res<()> {
         let group = "pool hit vs fresh allocation (8 MiB, imported into vkms)";
         let display: Arc<dyn Importer> = Arc::new(self.vkms.clone());
@@ -996,13 +1066,14 @@ fn run(args: &[String]) -> Res<i32> {
     }
     let started = Instant::now();
     type Group = fn(&mut Bench) -> Res<()>;
-    let groups: [(&str, Group); 7] = [
+    let groups: [(&str, Group); 8] = [
         ("vkms", Bench::group_vkms_sizes),
         ("overhead", Bench::group_overhead),
         ("vivid", Bench::group_vivid_sizes),
         ("gbm", Bench::group_gbm),
         ("pool", Bench::group_pool),
         ("importers", Bench::group_scaling_importers),
+        ("primitives", Bench::group_primitives),
         ("probe", |b| {
             b.group_probe(if b.budget.batches > 3 { 7 } else { 3 })
         }),
