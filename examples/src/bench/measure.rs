@@ -59,19 +59,19 @@ pub fn paired_ratio(this: &Timing, that: &Timing) -> Option<f64> {
     if this.per_round_us.is_empty() || this.per_round_us.len() != that.per_round_us.len() {
         return None;
     }
-    let mut ratios: Vec<f64> = this
-        .per_round_us
-        .iter()
-        .zip(&that.per_round_us)
-        .map(|(a, b)| a / b)
-        .collect();
-    Some(median(&mut ratios))
+    Some(median_ratio(&this.per_round_us, &that.per_round_us))
+}
+
+/// The median of `a[i] / b[i]` over rounds `i`.
+pub(crate) fn median_ratio(a: &[f64], b: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    median(&mut ratios)
 }
 
 /// An operation to time; returns an error to abort the comparison.
 pub type Op<'a> = Box<dyn FnMut() -> Result<(), String> + 'a>;
 
-pub(crate) fn median(v: &mut [f64]) -> f64 {
+fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {

@@ -10,7 +10,7 @@
 //! (the "measurement bias" of Mytkowicz et al., ASPLOS 2009, randomised as STABILIZER does,
 //! Curtsinger and Berger, ASPLOS 2013); the spread over placements is reported beside it.
 
-use super::measure::{median, Timing};
+use super::measure::{median_of, median_ratio, Timing};
 
 /// Placements per comparison.
 pub const PLACEMENTS: usize = 5;
@@ -58,13 +58,11 @@ pub fn pool(parts: Vec<Vec<Timing>>) -> Vec<Timing> {
                 iterations = iterations.max(t.iterations);
             }
             Timing {
-                median_us: median(&mut per_round_us.clone()),
-                min_us: per_round_us.iter().copied().fold(f64::INFINITY, f64::min),
-                max_us: per_round_us.iter().copied().fold(0.0, f64::max),
                 batches,
                 iterations,
-                per_round_us,
+                per_round_us: per_round_us.clone(),
                 placement_rounds,
+                ..median_of(per_round_us)
             }
         })
         .collect()
@@ -85,12 +83,7 @@ pub fn ratios(this: &Timing, that: &Timing) -> Vec<f64> {
         .map(|&n| {
             let range = start..start + n;
             start += n;
-            let mut r: Vec<f64> = this.per_round_us[range.clone()]
-                .iter()
-                .zip(&that.per_round_us[range])
-                .map(|(a, b)| a / b)
-                .collect();
-            median(&mut r)
+            median_ratio(&this.per_round_us[range.clone()], &that.per_round_us[range])
         })
         .collect()
 }

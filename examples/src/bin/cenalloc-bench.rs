@@ -130,6 +130,19 @@ fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
         .map_err(|e| e.to_string())
 }
 
+/// `allocator`'s plan for `request` on `importers`, shared (as cenalloc's pool shares it) by
+/// every buffer realized from it.
+fn shared_plan(
+    allocator: &Allocator,
+    request: &BufferRequest,
+    importers: &[Arc<dyn Importer>],
+) -> Res<Arc<Plan>> {
+    allocator
+        .plan(request, importers)
+        .map(Arc::new)
+        .map_err(|e| format!("plan: {e}"))
+}
+
 /// One raw cycle with (`true`) or without an extra step.
 type RawCycle = Box<dyn Fn(bool) -> Res<()>>;
 
@@ -258,10 +271,7 @@ impl Bench {
 
     /// A plan, shared (as cenalloc's pool shares it) by every buffer realized from it.
     fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Res<Arc<Plan>> {
-        self.allocator
-            .plan(request, importers)
-            .map(Arc::new)
-            .map_err(|e| format!("plan: {e}"))
+        shared_plan(&self.allocator, request, importers)
     }
 
     /// The raw floor for `plan`: allocate from the same heap (or have the same display make a
@@ -403,10 +413,7 @@ impl Bench {
             let _shift = HeapShift::new(index);
             let Sides { importers, raws } = Sides::open(nodes)?;
             let a = Allocator::new();
-            let plan = Arc::new(
-                a.plan(&request, &importers)
-                    .map_err(|e| format!("plan: {e}"))?,
-            );
+            let plan = shared_plan(&a, &request, &importers)?;
             // Two comparisons: planning for every buffer runs far more code than the rest,
             // and timed in the same rounds it would disturb (cool the caches of) its
             // neighbours.
@@ -487,10 +494,7 @@ impl Bench {
             let _shift = HeapShift::new(index);
             let importers = open_importers(&nodes)?;
             let a = Allocator::new();
-            let plan = Arc::new(
-                a.plan(&request, &importers)
-                    .map_err(|e| format!("plan: {e}"))?,
-            );
+            let plan = shared_plan(&a, &request, &importers)?;
             let path = plan.source.path.clone().ok_or("not a heap")?;
             let heap = Heap::open(&path).map_err(|e| e.to_string())?;
             let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
@@ -642,10 +646,7 @@ impl Bench {
             let _shift = HeapShift::new(index);
             let importers = open_importers(nodes)?;
             let a = Allocator::new();
-            let plan = Arc::new(
-                a.plan(request, &importers)
-                    .map_err(|e| format!("plan: {e}"))?,
-            );
+            let plan = shared_plan(&a, request, &importers)?;
             let raw = raw_for(&plan)?;
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw(false)),
