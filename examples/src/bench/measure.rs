@@ -1,12 +1,14 @@
 //! Timing: interleaved rounds, medians, and ratios measured in the same run.
 //!
 //! The guest runs under TCG on a shared 2-core host whose speed drifts by tens of percent
-//! within seconds. Every round therefore runs each variant back to back (in a rotating
-//! order), and ratios are medians of the per-round ratios: drift slower than a round cancels.
+//! within seconds. Every round therefore runs each variant back to back (in an order that
+//! balances which variant precedes which, [`super::order`]), and ratios are medians of the per-round ratios: drift slower than a round cancels.
 //! Operations of tens of microseconds run one per variant per round ([`compare_each`]), so
 //! a ratio pairs operations microseconds apart.
 
 use std::time::{Duration, Instant};
+
+use super::order::round_order;
 
 /// How long and how often to measure.
 #[derive(Debug, Clone, Copy)]
@@ -84,8 +86,8 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Times every variant in `ops` in interleaved rounds (A B C, B C A, C A B, ...) so drift of
-/// the machine affects them alike. Each variant first runs until it has taken at least a
+/// Times every variant in `ops` in interleaved rounds (each in a balanced order,
+/// [`round_order`]) so drift of the machine affects them alike. Each variant first runs until it has taken at least a
 /// tenth of a batch (warming caches), which sets its own repetitions per batch.
 pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String> {
     let mut iterations = Vec::with_capacity(ops.len());
@@ -104,8 +106,7 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
     let n = ops.len();
     let mut round_us = vec![0.0; n];
     for round in 0..budget.batches {
-        for k in 0..n {
-            let i = (round + k) % n;
+        for i in round_order(n, round) {
             let t = Instant::now();
             for _ in 0..iterations[i] {
                 ops[i]()?;
@@ -139,7 +140,7 @@ pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String
 /// would span milliseconds, over which the host drifts.
 pub const SHORT_OPERATION: Duration = Duration::from_millis(1);
 
-/// Times variants as [`compare`] does, but a round runs every variant once (in a rotating
+/// Times variants as [`compare`] does, but a round runs every variant once (in a balanced
 /// order), so each per-round ratio pairs operations microseconds apart. For operations under
 /// [`SHORT_OPERATION`]; the rounds fill the time `compare` would have spent (at least
 /// `budget.batches`, at most [`MAX_ROUNDS`]).
@@ -161,8 +162,7 @@ pub fn compare_each(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, S
     let n = ops.len();
     let mut samples = vec![Vec::with_capacity(rounds); n];
     for r in 0..rounds {
-        for k in 0..n {
-            let i = (r + k) % n;
+        for i in round_order(n, r) {
             let t = Instant::now();
             ops[i]()?;
             samples[i].push(t.elapsed().as_secs_f64() * 1e6);

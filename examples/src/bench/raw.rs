@@ -101,8 +101,14 @@ impl Card {
             .read(true)
             .write(true)
             .open(path)?;
+        Ok(Card::on_file(file.into(), kms))
+    }
+
+    /// A card on an open file it shares with another user of the node (a duplicate of
+    /// cenalloc's descriptor): both then make their calls against the same kernel state.
+    pub fn on_file(fd: OwnedFd, kms: bool) -> Card {
         let mut card = Card {
-            file,
+            file: File::from(fd),
             kms,
             modifiers: false,
         };
@@ -111,7 +117,7 @@ impl Card {
                 .get_driver_capability(drm::DriverCapability::AddFB2Modifiers)
                 .unwrap_or(0)
                 != 0;
-        Ok(card)
+        card
     }
 
     /// PRIME_FD_TO_HANDLE, then on KMS nodes ADDFB2 of a `width`×`height` XRGB8888 image.
@@ -210,11 +216,17 @@ impl VideoQueue {
             .read(true)
             .write(true)
             .open(path)?;
-        Ok(VideoQueue {
-            file,
+        Ok(VideoQueue::on_file(file.into(), buf_type, pixelformat))
+    }
+
+    /// The queue on an open file it shares with another user of the node (see
+    /// [`Card::on_file`]).
+    pub fn on_file(fd: OwnedFd, buf_type: u32, pixelformat: u32) -> VideoQueue {
+        VideoQueue {
+            file: File::from(fd),
             buf_type,
             pixelformat,
-        })
+        }
     }
 
     /// VIDIOC_ENUM_FMT over every format of the queue; returns how many there are.

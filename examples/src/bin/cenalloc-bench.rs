@@ -9,7 +9,8 @@
 //! allocation; cost against the number of importers (1 to 6); what atomics, locks, reference
 //! counts, allocations and a system call cost in this guest. Every figure is the median over
 //! rounds; ratios are medians of per-round ratios of variants run back to back (see
-//! `bench::measure`).
+//! `bench::measure`). The raw floor makes its calls on cenalloc's own open files, so the two
+//! differ only in user space; a control variant runs the floor on its own opens.
 //!
 //! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]]`; writes
 //! `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`).
@@ -67,36 +68,59 @@ enum Node {
     Video(PathBuf),
 }
 
-/// Both sides of a comparison: the importers cenalloc uses and the raw floor's own opens of
-/// the same devices.
+/// Both sides of a comparison. The raw floor makes its calls on cenalloc's own open files
+/// (duplicated descriptors), so both sides meet the same kernel state and only user space
+/// differs; `own` are the floor's separate opens of the same nodes, a control: the floor
+/// against itself, on other files, shows the resolution of the comparison.
 struct Sides {
     importers: Vec<Arc<dyn Importer>>,
     raws: Vec<RawImporter>,
+    own: Vec<RawImporter>,
 }
 
 impl Sides {
-    /// Opens every node anew, once for cenalloc and once for the raw floor.
+    /// Opens every node anew for cenalloc (and the floor on the same files); no control.
     fn open(nodes: &[Node]) -> Res<Sides> {
-        Ok(Sides {
-            importers: open_importers(nodes)?,
-            raws: nodes.iter().map(open_raw).collect::<Res<_>>()?,
-        })
+        let mut sides = Sides {
+            importers: Vec::with_capacity(nodes.len()),
+            raws: Vec::with_capacity(nodes.len()),
+            own: Vec::with_capacity(nodes.len()),
+        };
+        for node in nodes {
+            let (importer, raw) = open_node(node)?;
+            sides.importers.push(importer);
+            sides.raws.push(raw);
+        }
+        Ok(sides)
+    }
+
+    /// [`Sides::open`], plus the control's own opens.
+    fn with_control(nodes: &[Node]) -> Res<Sides> {
+        let mut sides = Sides::open(nodes)?;
+        sides.own = nodes.iter().map(open_raw).collect::<Res<_>>()?;
+        Ok(sides)
     }
 }
 
-/// Every node opened anew as a cenalloc importer.
-fn open_importers(nodes: &[Node]) -> Res<Vec<Arc<dyn Importer>>> {
-    nodes
-        .iter()
-        .map(|node| -> Res<Arc<dyn Importer>> {
-            match node {
-                Node::Drm { path, .. } => DrmDevice::open(path)
-                    .map(|d| Arc::new(d) as Arc<dyn Importer>)
-                    .map_err(|e| format!("{}: {e}", path.display())),
-                Node::Video(path) => Ok(open_vivid(path)?),
-            }
-        })
-        .collect()
+/// `node` opened anew as a cenalloc importer, and the raw floor on the same open file.
+fn open_node(node: &Node) -> Res<(Arc<dyn Importer>, RawImporter)> {
+    let dup = |fd: std::os::fd::BorrowedFd<'_>| {
+        fd.try_clone_to_owned()
+            .map_err(|e| format!("duplicating a descriptor: {e}"))
+    };
+    match node {
+        Node::Drm { path, kms } => {
+            let device = DrmDevice::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let card = Card::on_file(dup(device.as_fd())?, *kms);
+            Ok((Arc::new(device), RawImporter::Drm(card)))
+        }
+        Node::Video(path) => {
+            let camera = open_vivid(path)?;
+            let (buf_type, pixelformat) = capture_format(&camera)?;
+            let queue = VideoQueue::on_file(dup(camera.device().as_fd())?, buf_type, pixelformat);
+            Ok((camera, RawImporter::Video(queue)))
+        }
+    }
 }
 
 /// The raw floor's own open of `node`.
@@ -116,8 +140,8 @@ fn open_vivid(path: &Path) -> Res<Arc<V4l2Importer>> {
     )))
 }
 
-/// The raw floor's own open of `camera`'s capture queue at `path`.
-fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
+/// The buffer type of `camera`'s capture queue and its pixel format for XRGB8888.
+fn capture_format(camera: &V4l2Importer) -> Res<(u32, u32)> {
     let buf_type = camera
         .device()
         .buf_type(Direction::Capture)
@@ -125,7 +149,13 @@ fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
     let pf = camera
         .pixel_format_for(Fourcc::Xrgb8888)
         .map_err(|e| e.to_string())?;
-    VideoQueue::open(path, buf_type, pf.0)
+    Ok((buf_type, pf.0))
+}
+
+/// The raw floor's own open of `camera`'s capture queue at `path`.
+fn raw_video(path: &Path, camera: &V4l2Importer) -> Res<RawImporter> {
+    let (buf_type, pixelformat) = capture_format(camera)?;
+    VideoQueue::open(path, buf_type, pixelformat)
         .map(RawImporter::Video)
         .map_err(|e| e.to_string())
 }
@@ -142,6 +172,9 @@ fn shared_plan(
         .map(Arc::new)
         .map_err(|e| format!("plan: {e}"))
 }
+
+/// The control variant: the raw floor on its own opens of the devices ([`Sides`]).
+const OWN_OPEN: &str = "raw ioctls, own open (control)";
 
 /// One raw cycle with (`true`) or without an extra step.
 type RawCycle = Box<dyn Fn(bool) -> Res<()>>;
@@ -368,7 +401,13 @@ impl Bench {
         let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(self.vkms.clone())];
         let request = xrgb(32, 32, usage);
         let plan = self.plan(&request, &importers)?;
-        let raws = vec![Self::raw_card(&self.vkms_path, true)?];
+        // The floor on cenalloc's open file, as in the timed comparisons.
+        let file = self
+            .vkms
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| format!("duplicating vkms' descriptor: {e}"))?;
+        let raws = vec![RawImporter::Drm(Card::on_file(file, true))];
         let a = self.allocator.clone();
         let mut op = match maker {
             Maker::Raw => self.raw_op(&plan, &raws)?,
@@ -411,7 +450,11 @@ impl Bench {
         let mut planned_each = Vec::with_capacity(PLACEMENTS);
         for index in 0..PLACEMENTS {
             let _shift = HeapShift::new(index);
-            let Sides { importers, raws } = Sides::open(nodes)?;
+            let Sides {
+                importers,
+                raws,
+                own,
+            } = Sides::with_control(nodes)?;
             let a = Allocator::new();
             let plan = shared_plan(&a, &request, &importers)?;
             // Two comparisons: planning for every buffer runs far more code than the rest,
@@ -425,6 +468,7 @@ impl Bench {
                         .map(drop)
                         .map_err(|e| format!("allocate_and_import: {e}"))
                 }),
+                self.raw_op(&plan, &own)?,
             ];
             planned_once.push(self.time_placement(&mut ops)?);
             drop(ops);
@@ -445,12 +489,14 @@ impl Bench {
             "raw ioctls",
             "cenalloc (planned once)",
             "cenalloc allocate_and_import",
+            OWN_OPEN,
         ];
         self.record(group, case, &names, placement::pool(planned_once));
         let target = Some(Target::AtMost(1.05));
-        for variant in &names[1..] {
+        for variant in &names[1..3] {
             self.ratio(case, variant, names[0], target);
         }
+        self.ratio(case, OWN_OPEN, names[0], None);
         // What planning costs (no target: allocate_and_import reuses plans).
         let names = ["raw ioctls (beside planning)", "cenalloc (plan each time)"];
         self.record_against_first(group, case, &names, placement::pool(planned_each));
@@ -492,13 +538,17 @@ impl Bench {
         let mut parts = Vec::with_capacity(PLACEMENTS);
         for index in 0..PLACEMENTS {
             let _shift = HeapShift::new(index);
-            let importers = open_importers(&nodes)?;
+            let Sides {
+                importers, raws, ..
+            } = Sides::open(&nodes)?;
+            let [RawImporter::Drm(card)] = &raws[..] else {
+                return Err("expected one DRM card".into());
+            };
             let a = Allocator::new();
             let plan = shared_plan(&a, &request, &importers)?;
             let path = plan.source.path.clone().ok_or("not a heap")?;
             let heap = Heap::open(&path).map_err(|e| e.to_string())?;
             let (size, stride) = (plan.size, plan.layout.planes[0].stride as u32);
-            let card = Card::open(&self.vkms_path, true).map_err(|e| e.to_string())?;
             let name = dmabuf_name(&plan)?;
             let raw_cycle = |set_name: bool| -> Res<()> {
                 let fd = heap.alloc(size).map_err(|e| e.to_string())?;
@@ -550,15 +600,16 @@ impl Bench {
     fn overhead_dumb(&mut self, group: &str) -> Res<()> {
         let (w, h) = (32, 32);
         let case = format!("{} · vkms allocates", size_label(w, h));
-        let vkms_path = self.vkms_path.clone();
-        let raw_for = |plan: &Plan| -> Res<RawCycle> {
+        let raw_for = |plan: &Plan, raw: RawImporter| -> Res<RawCycle> {
             if plan.source.kind != SourceKind::Device {
                 return Err(format!(
                     "expected vkms to allocate, the plan says {:?}",
                     plan.source
                 ));
             }
-            let card = Card::open(&vkms_path, true).map_err(|e| e.to_string())?;
+            let RawImporter::Drm(card) = raw else {
+                return Err("expected a DRM card".into());
+            };
             let name = dmabuf_name(plan)?;
             Ok(Box::new(move |prime_import: bool| -> Res<()> {
                 let dumb = card.export_dumb(w, h).map_err(|e| e.to_string())?;
@@ -597,11 +648,11 @@ impl Bench {
             RawImporter::Video(queue) => queue.enumerate_formats(),
             RawImporter::Drm(_) => return Err("expected a V4L2 queue".into()),
         };
-        let raw_for = |plan: &Plan| -> Res<RawCycle> {
+        let raw_for = |plan: &Plan, raw: RawImporter| -> Res<RawCycle> {
             let path = plan.source.path.clone().ok_or("not a heap")?;
             let heap = Heap::open(&path).map_err(|e| e.to_string())?;
             let size = plan.size;
-            let RawImporter::Video(queue) = raw_video(&vivid_path, &vivid)? else {
+            let RawImporter::Video(queue) = raw else {
                 return Err("expected a V4L2 queue".into());
             };
             let name = dmabuf_name(plan)?;
@@ -631,7 +682,7 @@ impl Bench {
     /// Times the raw floor (`raw(false)`), the floor with one more step (`raw(true)`, named
     /// `step`) and cenalloc realizing its plan for `request` on `nodes`, side by side, each
     /// against the floor, over [`PLACEMENTS`] placements (`raw_for` makes the raw cycle of
-    /// each placement's plan).
+    /// each placement's plan, on the placement's raw importer of the one node).
     fn floor_step_and_cenalloc(
         &mut self,
         group: &str,
@@ -639,15 +690,18 @@ impl Bench {
         step: &str,
         nodes: &[Node],
         request: &BufferRequest,
-        raw_for: &dyn Fn(&Plan) -> Res<RawCycle>,
+        raw_for: &dyn Fn(&Plan, RawImporter) -> Res<RawCycle>,
     ) -> Res<()> {
         let mut parts = Vec::with_capacity(PLACEMENTS);
         for index in 0..PLACEMENTS {
             let _shift = HeapShift::new(index);
-            let importers = open_importers(nodes)?;
+            let Sides {
+                importers, raws, ..
+            } = Sides::open(nodes)?;
             let a = Allocator::new();
             let plan = shared_plan(&a, request, &importers)?;
-            let raw = raw_for(&plan)?;
+            let raw = raws.into_iter().next().ok_or("no node to measure")?;
+            let raw = raw_for(&plan, raw)?;
             let mut ops: Vec<Op<'_>> = vec![
                 Box::new(|| raw(false)),
                 Box::new(|| raw(true)),
