@@ -26,7 +26,8 @@ pub trait Importer: Send + Sync + Debug {
 
     /// Imports `buffer` into the device. The returned handle keeps the device's reference (GEM
     /// handle, framebuffer, V4L2 plane) and releases it on drop; it also keeps `buffer` alive.
-    fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>>;
+    /// Backends wrap their import type with [`into_import`].
+    fn import(&self, buffer: &Buffer) -> Result<Import>;
 
     /// Allocates the buffer on the device itself and exports it as a dma-buf. Only devices
     /// whose constraints say `can_export` implement it; `merged` are the constraints of every
@@ -49,6 +50,19 @@ pub trait Imported: Send + Sync + Debug {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// A device's import of a buffer, owned: held inline when it fits [`ImportSpace`] (a device
+/// reference, the buffer, a GEM handle and a framebuffer do), on the heap otherwise. Imports
+/// are made and released for every buffer, so the common one costs no allocation.
+pub type Import = smallbox::SmallBox<dyn Imported, ImportSpace>;
+
+/// The room an [`Import`] has inline: five machine words.
+pub type ImportSpace = [usize; 5];
+
+/// Wraps a backend's concrete import as an [`Import`].
+pub fn into_import<T: Imported + 'static>(imported: T) -> Import {
+    smallbox::smallbox!(imported)
+}
+
 /// A buffer a device allocated on itself and exported as a dma-buf: the fd, the layout the
 /// device chose and what must stay alive with it. The allocator turns it into a [`Buffer`].
 #[derive(Debug)]
@@ -68,6 +82,7 @@ impl Exported {
 
     /// [`Exported::new`], also keeping a device-side object (a GBM bo, a GEM handle) alive
     /// as long as the buffer and anything importing it; it is stored with the buffer.
+    #[inline]
     pub fn with_keepalive<K: Any + Send + Sync>(
         fd: OwnedFd,
         layout: Layout,
@@ -95,6 +110,7 @@ impl Exported {
         self.buffer.keepalive()
     }
 
+    #[inline(always)]
     pub(crate) fn into_parts(self) -> (Buffer, bool) {
         (self.buffer, self.known_dmabuf)
     }

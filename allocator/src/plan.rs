@@ -64,12 +64,24 @@ pub struct Plan {
 impl Plan {
     /// The layout a device exported for this plan was already checked against the merged
     /// constraints at planning.
+    #[inline(always)]
     pub(crate) fn verified(&self, exported: &Layout) -> bool {
-        self.verified_layout.as_ref() == Some(exported)
+        // Field by field rather than the derived comparison, which calls out for the planes.
+        let Some(v) = &self.verified_layout else {
+            return false;
+        };
+        v.fourcc == exported.fourcc
+            && v.width == exported.width
+            && v.height == exported.height
+            && v.modifier == exported.modifier
+            && v.size == exported.size
+            && v.planes.len() == exported.planes.len()
+            && same_planes(&v.planes, &exported.planes)
     }
 
     /// The NUL-terminated name DMA_BUF_SET_NAME takes: made at planning, made again here if
     /// the caller has renamed the plan since.
+    #[inline(always)]
     pub(crate) fn kernel_name(&self) -> std::borrow::Cow<'_, CStr> {
         if self.kernel_name.is_of(&self.name) {
             std::borrow::Cow::Borrowed(&self.kernel_name.0)
@@ -77,6 +89,19 @@ impl Plan {
             std::borrow::Cow::Owned(KernelName::new(&self.name).0)
         }
     }
+}
+
+/// Planes `a` and `b` (of equal count) have the same offsets, strides and sizes; a plain
+/// loop, which stays inline where the slice comparison would call out.
+#[inline(always)]
+fn same_planes(a: &[crate::PlaneLayout], b: &[crate::PlaneLayout]) -> bool {
+    for i in 0..a.len().min(b.len()) {
+        let (a, b) = (&a[i], &b[i]);
+        if a.offset != b.offset || a.stride != b.stride || a.size != b.size {
+            return false;
+        }
+    }
+    true
 }
 
 /// A dma-buf name as the kernel keeps it: at most 31 bytes (DMA_BUF_NAME_LEN - 1), cut at
@@ -93,12 +118,23 @@ impl KernelName {
         KernelName(CString::new(&bytes[..end]).unwrap_or_default())
     }
 
-    /// This is what `name` is cut to (without cutting it again: a prefix comparison).
+    /// This is what `name` is cut to (without cutting it again: a prefix comparison). Byte
+    /// by byte: at most 31 bytes, and `starts_with` calls the C library's vectorised memcmp,
+    /// which costs more than the comparison itself on every buffer (and far more under
+    /// emulation).
+    #[inline(always)]
     fn is_of(&self, name: &str) -> bool {
         let kept = self.0.as_bytes();
         let name = name.as_bytes();
-        name.starts_with(kept)
-            && (name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0))
+        if name.len() < kept.len() {
+            return false;
+        }
+        for (a, b) in kept.iter().zip(name) {
+            if a != b {
+                return false;
+            }
+        }
+        name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0)
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use crate::{
-    merge, Allocator, Buffer, CachePolicy, ConstraintKind, CpuAccess, Error, Imported, Importer,
-    Plan, Result,
+    merge, Allocator, Buffer, CachePolicy, ConstraintKind, CpuAccess, Error, Import, Imported,
+    Importer, Plan, Result,
 };
 
 /// One dma-buf, the imports of every device sharing it (in importer order), and the plan it
@@ -21,7 +21,7 @@ pub struct SharedBuffer {
 
 /// Kept inline up to this many devices (a display, a GPU, a camera): no allocation per buffer.
 const INLINE_DEVICES: usize = 3;
-pub(crate) type Imports = SmallVec<[Box<dyn Imported>; INLINE_DEVICES]>;
+pub(crate) type Imports = SmallVec<[Import; INLINE_DEVICES]>;
 type Importers = SmallVec<[Arc<dyn Importer>; INLINE_DEVICES]>;
 
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
@@ -34,7 +34,7 @@ pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Re
 }
 
 /// Imports `buffer` into `importer`; an error names the device.
-fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Box<dyn Imported>> {
+fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Import> {
     importer
         .import(buffer)
         .map_err(|e| name_device(importer.name(), e))
@@ -61,6 +61,7 @@ impl SharedBuffer {
     /// Imports `buffer` (allocated from `plan`) into every importer; on the first failure,
     /// releases the imports made so far (and the buffer, unless shared elsewhere) and returns
     /// an error naming the device.
+    #[inline(always)]
     pub(crate) fn import(
         buffer: Buffer,
         importers: &[Arc<dyn Importer>],
@@ -87,7 +88,7 @@ impl SharedBuffer {
     }
 
     /// Every device's import, in importer order.
-    pub fn imports(&self) -> &[Box<dyn Imported>] {
+    pub fn imports(&self) -> &[Import] {
         &self.imports
     }
 
@@ -96,7 +97,7 @@ impl SharedBuffer {
         self.imports
             .iter()
             .find(|i| i.device() == device)
-            .map(|b| b.as_ref())
+            .map(|b| &**b)
     }
 
     /// The devices sharing the buffer.
@@ -110,7 +111,7 @@ impl SharedBuffer {
     }
 
     /// Splits into the buffer, the imports and the plan.
-    pub fn into_parts(self) -> (Buffer, Vec<Box<dyn Imported>>, Plan) {
+    pub fn into_parts(self) -> (Buffer, Vec<Import>, Plan) {
         (
             self.buffer,
             self.imports.into_vec(),

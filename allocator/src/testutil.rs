@@ -179,7 +179,7 @@ impl Importer for MockImporter {
         };
         Ok(crate::Exported::new(memfd(layout.size), layout, false))
     }
-    fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>> {
+    fn import(&self, buffer: &Buffer) -> Result<crate::Import> {
         if self.fail_import {
             return Err(Error::io(
                 "PRIME import",
@@ -187,7 +187,7 @@ impl Importer for MockImporter {
             ));
         }
         self.live.fetch_add(1, Ordering::SeqCst);
-        Ok(Box::new(MockImport {
+        Ok(crate::into_import(MockImport {
             device: self.name.clone(),
             _buffer: buffer.clone(),
             live: Arc::clone(&self.live),

@@ -24,6 +24,7 @@ fn dmabuf_size(dev: &DrmDevice, fd: &OwnedFd) -> Result<u64, DrmError> {
         .map_err(|e| DrmError::io(dev.name(), "lseek on the exported dma-buf", e.into()))
 }
 
+#[inline(always)]
 fn image(dev: &DrmDevice, request: &BufferRequest) -> Result<(u32, u32, Fourcc), DrmError> {
     match request.kind {
         BufferKind::Image {
@@ -43,6 +44,17 @@ fn image(dev: &DrmDevice, request: &BufferRequest) -> Result<(u32, u32, Fourcc),
 /// kernel chooses the pitch and size. The buffer keeps the dumb buffer's GEM handle as a
 /// counted reference of the device, so importing it back into this device reuses the handle.
 pub fn export_dumb(
+    dev: &DrmDevice,
+    width: u32,
+    height: u32,
+    fourcc: Fourcc,
+) -> Result<Exported, DrmError> {
+    dumb_export(dev, width, height, fourcc)
+}
+
+/// [`export_dumb`], inlined into the allocator's export path.
+#[inline(always)]
+fn dumb_export(
     dev: &DrmDevice,
     width: u32,
     height: u32,
@@ -218,7 +230,9 @@ pub fn export(
 }
 
 /// [`export`] without the final check, for the allocator, which checks every exporter's
-/// layout against the merged constraints itself.
+/// layout against the merged constraints itself. Inlined, as is the dumb buffer's export:
+/// this is the way of every display-only buffer.
+#[inline(always)]
 pub(crate) fn export_unchecked(
     dev: &DrmDevice,
     request: &BufferRequest,
@@ -232,7 +246,7 @@ pub(crate) fn export_unchecked(
         && probe.caps.prime_export
         && (modifiers.is_empty() || modifiers.contains(&Modifier::LINEAR));
     if dumb_ok {
-        export_dumb(dev, width, height, fourcc)
+        dumb_export(dev, width, height, fourcc)
     } else {
         export_gbm(dev, width, height, fourcc, modifiers, request.usage)
     }

@@ -31,6 +31,7 @@ pub(crate) struct GemRef {
 impl GemRef {
     /// Counts a handle the device has just created (a buffer it allocated itself), so that
     /// importing the exported dma-buf on the same fd shares it instead of closing it early.
+    #[inline(always)]
     pub(crate) fn adopt(shared: &Arc<Shared>, handle: GemHandle) -> GemRef {
         let mut refs = shared
             .gem_refs
@@ -45,7 +46,7 @@ impl GemRef {
 
     /// A counted reference to the handle of `buffer` on the device's fd, from
     /// PRIME_FD_TO_HANDLE.
-    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemRef, DrmError> {
+    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<ImportHandle, DrmError> {
         // Hold the map across the ioctl so a concurrent last drop cannot close the handle
         // PRIME is about to hand out again.
         let mut refs = shared
@@ -61,9 +62,10 @@ impl GemRef {
                 source,
             })?;
         count_one_more(&mut refs, handle);
-        Ok(GemRef {
+        Ok(ImportHandle {
             shared: shared.clone(),
             handle,
+            counted: true,
         })
     }
 }
@@ -86,30 +88,35 @@ fn count_one_more(refs: &mut Vec<(u32, usize)>, handle: GemHandle) {
     }
 }
 
+/// One user of `handle` less; the handle is closed after the last.
+#[inline(always)]
+fn count_one_less(shared: &Shared, handle: GemHandle) {
+    let mut refs = shared
+        .gem_refs
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    let raw = u32::from(handle);
+    let slot = refs.iter().position(|(h, _)| *h == raw);
+    let last = match slot.map(|i| &mut refs[i].1) {
+        Some(n) if *n > 1 => {
+            *n -= 1;
+            false
+        }
+        _ => true,
+    };
+    if last {
+        if let Some(i) = slot {
+            refs.swap_remove(i);
+        }
+        if let Err(e) = shared.node.close_buffer(handle) {
+            log::warn!("{}: GEM_CLOSE {raw}: {e}", shared.name);
+        }
+    }
+}
+
 impl Drop for GemRef {
     fn drop(&mut self) {
-        let mut refs = self
-            .shared
-            .gem_refs
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let raw = u32::from(self.handle);
-        let slot = refs.iter().position(|(h, _)| *h == raw);
-        let last = match slot.map(|i| &mut refs[i].1) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
-                false
-            }
-            _ => true,
-        };
-        if last {
-            if let Some(i) = slot {
-                refs.swap_remove(i);
-            }
-            if let Err(e) = self.shared.node.close_buffer(self.handle) {
-                log::warn!("{}: GEM_CLOSE {raw}: {e}", self.shared.name);
-            }
-        }
+        count_one_less(&self.shared, self.handle);
     }
 }
 
@@ -121,27 +128,34 @@ pub struct DrmImport {
     buffer: Buffer,
 }
 
-/// Where an import's GEM handle comes from.
-enum ImportHandle {
-    /// PRIME gave it; counted by this import.
-    Counted(GemRef),
-    /// The device allocated the buffer itself: the export's own reference, which the
-    /// buffer (held by the import) keeps alive. Nothing to count or release.
-    OfBuffer(GemHandle, Arc<Shared>),
+// A DRM import is held inline by `cenalloc::Import`: no allocation per import.
+const _: () =
+    assert!(std::mem::size_of::<DrmImport>() <= std::mem::size_of::<cenalloc::ImportSpace>());
+
+/// An import's GEM handle: counted by the import when PRIME gave it, or, when the device
+/// allocated the buffer itself, the export's own reference (which the buffer, held by the
+/// import, keeps alive): nothing to count or release. One struct rather than an enum keeps
+/// [`DrmImport`] within [`cenalloc::ImportSpace`].
+struct ImportHandle {
+    shared: Arc<Shared>,
+    handle: GemHandle,
+    counted: bool,
 }
 
 impl ImportHandle {
     fn handle(&self) -> GemHandle {
-        match self {
-            ImportHandle::Counted(g) => g.handle,
-            ImportHandle::OfBuffer(h, _) => *h,
-        }
+        self.handle
     }
 
     fn shared(&self) -> &Shared {
-        match self {
-            ImportHandle::Counted(g) => &g.shared,
-            ImportHandle::OfBuffer(_, shared) => shared,
+        &self.shared
+    }
+}
+
+impl Drop for ImportHandle {
+    fn drop(&mut self) {
+        if self.counted {
+            count_one_less(&self.shared, self.handle);
         }
     }
 }
@@ -324,6 +338,13 @@ impl DrmDevice {
     /// is an image. Everything is validated before the first ioctl; a failing ADDFB2 releases
     /// the handle again.
     pub fn import_buffer(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
+        self.import_inlined(buffer)
+    }
+
+    /// [`DrmDevice::import_buffer`], inlined into [`Importer::import`]: the way of every
+    /// buffer the allocator imports.
+    #[inline(always)]
+    fn import_inlined(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
         let layout = buffer.layout();
         let wants_fb = layout.fourcc.is_some() && self.probe().limits.is_some();
         if wants_fb && !self.shared.scanout_memo.knows(layout) {
@@ -331,8 +352,12 @@ impl DrmDevice {
             self.shared.scanout_memo.remember(layout);
         }
         let gem = match own_gem(buffer, &self.shared) {
-            Some(own) => ImportHandle::OfBuffer(own.handle, self.shared.clone()),
-            None => ImportHandle::Counted(GemRef::acquire(&self.shared, buffer)?),
+            Some(own) => ImportHandle {
+                shared: self.shared.clone(),
+                handle: own.handle,
+                counted: false,
+            },
+            None => GemRef::acquire(&self.shared, buffer)?,
         };
         let mut fb = None;
         if let (true, Some(format)) = (wants_fb, layout.fourcc) {
@@ -405,8 +430,8 @@ impl Importer for DrmDevice {
         true
     }
 
-    fn import(&self, buffer: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
-        Ok(Box::new(self.import_buffer(buffer)?))
+    fn import(&self, buffer: &Buffer) -> cenalloc::Result<cenalloc::Import> {
+        Ok(cenalloc::into_import(self.import_inlined(buffer)?))
     }
 
     fn export(

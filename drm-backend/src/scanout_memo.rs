@@ -1,10 +1,11 @@
 //! The framebuffer layouts a device has already accepted, so that importing the buffers of a
-//! pool or swapchain (one layout, many buffers) checks the layout once instead of per buffer.
+//! pool or swapchain (one layout, many buffers) checks the layout once instead of per buffer,
+//! and, for the first layout, without a lock.
 //!
 //! Exact: a layout is remembered by everything [`crate::DrmDevice::check_scanout_layout`]
 //! looks at (format, width, modifier, every plane's stride and offset), never by a hash.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use cenalloc::{Layout, Modifier};
 
@@ -58,15 +59,22 @@ impl Shape {
     }
 }
 
-/// The last few layouts a device accepted for scan-out, most recent first.
+/// The first layout a device accepted for scan-out, for good, and the last few others, most
+/// recent first. The first is read without a lock: a pool or swapchain (one layout) never
+/// takes the lock after its first buffer.
 #[derive(Debug, Default)]
 pub(crate) struct ScanoutMemo {
+    first: OnceLock<Shape>,
     accepted: Mutex<[Option<Shape>; REMEMBERED]>,
 }
 
 impl ScanoutMemo {
     /// The device accepted this layout before.
+    #[inline(always)]
     pub(crate) fn knows(&self, layout: &Layout) -> bool {
+        if self.first.get().is_some_and(|shape| shape.is_of(layout)) {
+            return true;
+        }
         let accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
         accepted.iter().flatten().any(|shape| shape.is_of(layout))
     }
@@ -76,6 +84,9 @@ impl ScanoutMemo {
         let Some(shape) = Shape::of(layout) else {
             return;
         };
+        if self.first.set(shape).is_ok() {
+            return;
+        }
         let mut accepted = self.accepted.lock().unwrap_or_else(|p| p.into_inner());
         if !accepted.contains(&Some(shape)) {
             accepted.rotate_right(1);
@@ -127,13 +138,14 @@ mod tests {
     }
 
     #[test]
-    fn forgets_the_oldest() {
+    fn keeps_the_first_and_forgets_the_oldest_of_the_others() {
         let memo = ScanoutMemo::default();
-        for w in 1..=REMEMBERED as u32 + 1 {
+        for w in 1..=REMEMBERED as u32 + 2 {
             memo.remember(&xrgb(w, 64));
         }
-        assert!(!memo.knows(&xrgb(1, 64)));
-        for w in 2..=REMEMBERED as u32 + 1 {
+        assert!(memo.knows(&xrgb(1, 64)), "the first, for good");
+        assert!(!memo.knows(&xrgb(2, 64)), "the oldest of the others");
+        for w in 3..=REMEMBERED as u32 + 2 {
             assert!(memo.knows(&xrgb(w, 64)), "width {w}");
         }
     }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use cenalloc::format::SUPPORTED;
 use cenalloc::{
     Allocator, Buffer, BufferKind, BufferRequest, CachePolicy, Constraints, Error, Fourcc,
-    Imported, Importer, Layout, MemorySource, Modifier, PlaneConstraint, PlaneLayout, SourceKind,
+    Importer, Layout, MemorySource, Modifier, PlaneConstraint, PlaneLayout, SourceKind,
     SourceProperties, Usage,
 };
 use cenalloc_v4l2::format::{
@@ -78,7 +78,7 @@ impl Importer for MockDevice {
             detail: "refuses every request".into(),
         })
     }
-    fn import(&self, _: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
+    fn import(&self, _: &Buffer) -> cenalloc::Result<cenalloc::Import> {
         Err(Error::Import {
             device: self.name.clone(),
             reason: "planning only".into(),

@@ -39,8 +39,11 @@ impl Importer for FixedConstraints {
     fn constraints(&self, _: &BufferRequest) -> cenalloc::Result<Constraints> {
         Ok(self.constraints.clone())
     }
-    fn import(&self, buffer: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
-        Ok(Box::new(Held(buffer.clone(), self.name.clone())))
+    fn import(&self, buffer: &Buffer) -> cenalloc::Result<cenalloc::Import> {
+        Ok(cenalloc::into_import(Held(
+            buffer.clone(),
+            self.name.clone(),
+        )))
     }
 }
 
@@ -366,7 +369,7 @@ fn bad_input_gives_typed_errors_and_leaks_no_fd() {
         fn constraints(&self, _: &BufferRequest) -> cenalloc::Result<Constraints> {
             Ok(Constraints::default())
         }
-        fn import(&self, _: &Buffer) -> cenalloc::Result<Box<dyn Imported>> {
+        fn import(&self, _: &Buffer) -> cenalloc::Result<cenalloc::Import> {
             Err(Error::io("import", std::io::Error::from_raw_os_error(22)))
         }
     }

@@ -422,8 +422,8 @@ impl Importer for ContiguousBlob {
             ..Default::default()
         })
     }
-    fn import(&self, buffer: &cenalloc::Buffer) -> cenalloc::Result<Box<dyn cenalloc::Imported>> {
-        Ok(Box::new(Held(buffer.clone())))
+    fn import(&self, buffer: &cenalloc::Buffer) -> cenalloc::Result<cenalloc::Import> {
+        Ok(cenalloc::into_import(Held(buffer.clone())))
     }
 }
 

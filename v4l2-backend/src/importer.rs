@@ -258,7 +258,7 @@ impl Importer for V4l2Importer {
         })
     }
 
-    fn import(&self, buffer: &Buffer) -> Result<Box<dyn Imported>> {
+    fn import(&self, buffer: &Buffer) -> Result<cenalloc::Import> {
         let layout = buffer.layout();
         if layout.modifier != Modifier::LINEAR {
             return Err(self.incompatible(
@@ -364,7 +364,7 @@ impl Importer for V4l2Importer {
                 f
             }
         };
-        Ok(Box::new(V4l2Import {
+        Ok(cenalloc::into_import(V4l2Import {
             device: self.name.clone(),
             buffer: buffer.clone(),
             format,
