@@ -4,7 +4,11 @@
 //! and system-call counts of cenalloc and the raw floor (`counts.txt`, `counts.json`; see
 //! [`crate::counts`]).
 //!
-//! Options: `--quick` (fewer, shorter batches; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
+//! `cenalloc-bench` runs in three processes, each with a third of the rounds, and their
+//! results are merged (medians of the runs' ratios): under TCG where a process's code and
+//! data land sets its speed for good.
+//!
+//! Options: `--quick` (fewer, shorter batches; one process; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
 //! pipeline-bench alone; `counts`: the counts alone), `--timeout S` (guest).
 
@@ -13,6 +17,35 @@ use std::time::Duration;
 
 use crate::vm::{self, VmOptions};
 use crate::{kernel, process, workspace_root, Result};
+
+/// Processes `cenalloc-bench` runs in (its rounds shared among them), merged into one table:
+/// under TCG each process's address-space layout sets its own speed.
+const BENCH_RUNS: usize = 3;
+
+/// Guest shell commands that run `bench` `runs` times, each in its own process with its share
+/// of the rounds and its own output directory under `share`, then merge them into `share`.
+fn bench_runs_script(bench: &str, share: &str, args: &[String], runs: usize) -> String {
+    let bench = vm::shell_quote(bench);
+    let args: Vec<String> = args.iter().map(|a| vm::shell_quote(a)).collect();
+    let args = args.join(" ");
+    if runs <= 1 {
+        return format!("{bench} --out {share} {args}\n");
+    }
+    let mut script = String::new();
+    let mut dirs = Vec::with_capacity(runs);
+    for run in 1..=runs {
+        let dir = format!("{share}/run{run}");
+        script.push_str(&format!(
+            "{bench} --out {dir} --one-of {runs} {args} >/dev/null\n"
+        ));
+        dirs.push(dir);
+    }
+    script.push_str(&format!(
+        "{bench} --out {share} --merge {}\n",
+        dirs.join(" ")
+    ));
+    script
+}
 
 pub fn main(args: &[String]) -> Result<i32> {
     let mut opts = VmOptions {
@@ -86,11 +119,11 @@ pub fn main(args: &[String]) -> Result<i32> {
     let mut script = String::from("set -e\n");
     let mut expected = Vec::new();
     if bench_groups {
-        let args: Vec<String> = bench_args.iter().map(|a| vm::shell_quote(a)).collect();
-        script.push_str(&format!(
-            "{} --out {share} {}\n",
-            vm::shell_quote(&release.join("cenalloc-bench").to_string_lossy()),
-            args.join(" ")
+        script.push_str(&bench_runs_script(
+            &release.join("cenalloc-bench").to_string_lossy(),
+            &share,
+            &bench_args,
+            if quick { 1 } else { BENCH_RUNS },
         ));
         expected.extend(["bench.txt", "bench.json"]);
     }
@@ -147,5 +180,26 @@ pub fn main(args: &[String]) -> Result<i32> {
             );
             Ok(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_runs_are_merged() {
+        let script = bench_runs_script("/b", "/s", &["--only".into(), "vkms".into()], 3);
+        let lines: Vec<&str> = script.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].contains("--out /s/run1 --one-of 3 "), "{script}");
+        assert!(lines[0].contains("vkms"), "{script}");
+        assert!(lines[2].contains("--out /s/run3"));
+        assert!(lines[3].ends_with("--out /s --merge /s/run1 /s/run2 /s/run3"));
+    }
+
+    #[test]
+    fn one_run_writes_where_the_merge_would() {
+        assert_eq!(bench_runs_script("/b", "/s", &[], 1), "'/b' --out /s \n");
     }
 }

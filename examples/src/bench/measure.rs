@@ -33,7 +33,7 @@ impl Budget {
 }
 
 /// The result of one variant: median time per operation over the batches.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
     /// Median over batches of the mean time per operation, in microseconds.
     pub median_us: f64,

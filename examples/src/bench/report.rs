@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::measure::{paired_ratio, Timing};
 
 /// One measured variant of one case.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     /// The comparison group (e.g. `alloc+import → vkms`).
     pub group: String,
@@ -20,18 +20,23 @@ pub struct Row {
 }
 
 /// A ratio and the target it is held to.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Ratio {
     /// The reference variant.
     pub versus: String,
     /// this / versus: the median of the per-round ratios when both were timed in the same
     /// rounds, else median(this) / median(versus).
     pub value: f64,
-    /// How `value` was obtained: `paired rounds` or `medians`.
-    pub method: &'static str,
+    /// How `value` was obtained: `paired rounds` or `medians` (then, when runs were merged:
+    /// `median of runs`).
+    pub method: String,
     /// The paired ratio of each placement on its own (empty for one placement): how much
     /// where the process's objects landed moved the result.
     pub placements: Vec<f64>,
+    /// The ratio of each run (process) when several were merged ([`super::runs`]), else
+    /// empty.
+    #[serde(default)]
+    pub runs: Vec<f64>,
     /// The goal, e.g. `<= 1.05`.
     pub target: Option<String>,
     /// Whether the goal is met.
@@ -54,19 +59,30 @@ impl Ratio {
             Some(r) => (r, "paired rounds"),
             None => (this.median_us / versus.median_us, "medians"),
         };
-        let (target, met) = match target {
-            Some(Target::AtMost(t)) => (Some(format!("<= {t}")), Some(value <= t)),
-            Some(Target::AtLeast(t)) => (Some(format!(">= {t}")), Some(value >= t)),
-            None => (None, None),
-        };
+        let target = target.map(|t| match t {
+            Target::AtMost(t) => format!("<= {t}"),
+            Target::AtLeast(t) => format!(">= {t}"),
+        });
         Ratio {
             versus: versus_name.to_owned(),
             value,
-            method,
+            method: method.to_owned(),
             placements: super::placement::ratios(this, versus),
+            runs: Vec::new(),
+            met: target.as_deref().and_then(|t| meets(t, value)),
             target,
-            met,
         }
+    }
+}
+
+/// Whether `value` meets `target` as written in a [`Ratio`] (`<= 1.05`, `>= 100`).
+pub fn meets(target: &str, value: f64) -> Option<bool> {
+    let (op, bound) = target.split_once(' ')?;
+    let bound: f64 = bound.parse().ok()?;
+    match op {
+        "<=" => Some(value <= bound),
+        ">=" => Some(value >= bound),
+        _ => None,
     }
 }
 
@@ -105,11 +121,18 @@ pub fn table(rows: &[Row]) -> String {
                     Some(false) => " MISSED",
                     None => "",
                 };
+                let runs = if q.runs.len() > 1 {
+                    let each: Vec<String> = q.runs.iter().map(|r| format!("{r:.3}")).collect();
+                    format!("runs {}; ", each.join(", "))
+                } else {
+                    String::new()
+                };
                 let spread = match (
                     q.placements.iter().copied().reduce(f64::min),
                     q.placements.iter().copied().reduce(f64::max),
                 ) {
-                    (Some(lo), Some(hi)) => format!(" [{lo:.2}–{hi:.2} over placements]"),
+                    (Some(lo), Some(hi)) => format!(" [{runs}{lo:.2}–{hi:.2} over placements]"),
+                    _ if !runs.is_empty() => format!(" [{}]", runs.trim_end_matches("; ")),
                     _ => String::new(),
                 };
                 format!(

@@ -12,8 +12,10 @@
 //! `bench::measure`). The raw floor makes its calls on cenalloc's own open files, so the two
 //! differ only in user space; a control variant runs the floor on its own opens.
 //!
-//! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]]`; writes
-//! `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`).
+//! Usage: `cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]] [--one-of N]`;
+//! writes `DIR/bench.json` and `DIR/bench.txt` (default DIR: `target/bench`); `--one-of N`
+//! runs a 1/N share of the rounds, for N runs in separate processes that
+//! `cenalloc-bench --out DIR --merge RUN_DIR...` merges (`cargo xtask bench` runs three).
 //! `cenalloc-bench --repeat CASE N` runs one variant N times and nothing else, for
 //! instruction and system-call counts (`cargo xtask bench` runs it under callgrind and strace).
 
@@ -32,6 +34,7 @@ use cenalloc_examples::bench::measure::{
 use cenalloc_examples::bench::placement::{self, HeapShift, PLACEMENTS};
 use cenalloc_examples::bench::raw::{Card, Dumb, Heap, VideoQueue};
 use cenalloc_examples::bench::report::{table, Ratio, Row, Target};
+use cenalloc_examples::bench::runs;
 use cenalloc_examples::bench::sys;
 use cenalloc_v4l2::{Device, Direction, V4l2Importer};
 
@@ -1042,6 +1045,8 @@ fn run(args: &[String]) -> Res<i32> {
     let mut quick = false;
     let mut only: Option<String> = None;
     let mut repeat: Option<(String, usize)> = None;
+    let mut one_of = 1usize;
+    let mut merge: Vec<PathBuf> = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -1069,9 +1074,26 @@ fn run(args: &[String]) -> Res<i32> {
                 i += 1;
                 only = Some(args.get(i).ok_or("--only needs a group")?.clone());
             }
+            "--one-of" => {
+                i += 1;
+                let n = args.get(i).ok_or("--one-of needs a number of runs")?;
+                one_of = n
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--one-of {n}: not a number of runs"))?;
+            }
+            "--merge" => {
+                merge = args[i + 1..].iter().map(PathBuf::from).collect();
+                if merge.is_empty() {
+                    return Err("--merge needs the directories of the runs".into());
+                }
+                i = args.len();
+                continue;
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]] (groups: vkms overhead vivid gbm pool importers probe)\n       cenalloc-bench --repeat CASE N (cases: {})",
+                    "usage: cenalloc-bench [--quick] [--out DIR] [--only GROUP[,GROUP...]] [--one-of N] (groups: vkms overhead vivid gbm pool importers primitives probe)\n       cenalloc-bench [--out DIR] --merge RUN_DIR...\n       cenalloc-bench --repeat CASE N (cases: {})",
                     REPEAT_CASES.join(" ")
                 );
                 return Ok(0);
@@ -1079,6 +1101,9 @@ fn run(args: &[String]) -> Res<i32> {
             other => return Err(format!("unknown argument {other}")),
         }
         i += 1;
+    }
+    if !merge.is_empty() {
+        return merge_runs(&merge, &out);
     }
     let budget = if quick {
         Budget {
@@ -1092,7 +1117,9 @@ fn run(args: &[String]) -> Res<i32> {
             batch_time: Duration::from_millis(20),
             max_iterations: 2000,
         }
-    };
+    }
+    // One of several runs merged later: its share of the rounds.
+    .share(one_of);
     let vkms = cenalloc_drm::device::find("vkms", NodeKind::Card).ok_or("no vkms card")?;
     let vkms_path = vkms.path().ok_or("vkms has no path")?.to_owned();
     let vivid_path = find_vivid_001()?;
@@ -1155,7 +1182,7 @@ fn run(args: &[String]) -> Res<i32> {
              timings after the change are coarse (boot the guest with tsc=reliable)"
         ));
     }
-    let mut text = format!(
+    let header = format!(
         "cenalloc-bench: {} rounds, each running every variant of a case back to back for \
          ≥ {} ms (cases whose every variant takes under {} ms: up to {} rounds of one \
          operation per variant); times are medians over rounds, ratios medians of the \
@@ -1167,27 +1194,6 @@ fn run(args: &[String]) -> Res<i32> {
         clock_after,
         started.elapsed().as_secs_f64()
     );
-    text.push_str(&table(&bench.rows));
-    let missed: Vec<String> = bench
-        .rows
-        .iter()
-        .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(false))
-        .map(|r| format!("{} / {} / {}", r.group, r.case, r.variant))
-        .collect();
-    text.push_str(&format!(
-        "\ntargets: {} met, {} missed\n",
-        bench
-            .rows
-            .iter()
-            .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(true))
-            .count(),
-        missed.len()
-    ));
-    for n in &bench.notes {
-        text.push_str(&format!("note: {n}\n"));
-    }
-    print!("{text}");
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let json = serde_json::json!({
         "budget": {
             "batches": budget.batches,
@@ -1196,9 +1202,39 @@ fn run(args: &[String]) -> Res<i32> {
         },
         "in_guest": std::env::var("CENALLOC_IN_GUEST").is_ok(),
         "clocksource": { "before": clock_before, "after": clock_after },
-        "rows": bench.rows,
-        "notes": bench.notes,
     });
+    write_report(&out, &header, &bench.rows, &bench.notes, json)?;
+    Ok(0)
+}
+
+/// Writes `out/bench.txt` (`header`, the table, the targets met and missed, the notes) and
+/// `out/bench.json` (`json` with the rows and notes added).
+fn write_report(
+    out: &Path,
+    header: &str,
+    rows: &[Row],
+    notes: &[String],
+    mut json: serde_json::Value,
+) -> Res<()> {
+    let mut text = header.to_owned();
+    text.push_str(&table(rows));
+    let count = |met: bool| {
+        rows.iter()
+            .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(met))
+            .count()
+    };
+    text.push_str(&format!(
+        "\ntargets: {} met, {} missed\n",
+        count(true),
+        count(false)
+    ));
+    for n in notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    print!("{text}");
+    json["rows"] = serde_json::to_value(rows).map_err(|e| e.to_string())?;
+    json["notes"] = serde_json::to_value(notes).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let write = |name: &str, data: String| {
         let p = out.join(name);
         std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))
@@ -1209,6 +1245,41 @@ fn run(args: &[String]) -> Res<i32> {
     )?;
     write("bench.txt", text)?;
     eprintln!("cenalloc-bench: wrote {}/bench.{{json,txt}}", out.display());
+    Ok(())
+}
+
+/// Merges the results of runs in separate processes (`dirs`, each holding a `bench.json`) into
+/// `out` ([`runs::merge`]).
+fn merge_runs(dirs: &[PathBuf], out: &Path) -> Res<i32> {
+    let mut rows = Vec::with_capacity(dirs.len());
+    let mut notes: Vec<String> = Vec::new();
+    let mut runs_json = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let path = dir.join("bench.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let run_rows: Vec<Row> = serde_json::from_value(value["rows"].take())
+            .map_err(|e| format!("{}: rows: {e}", path.display()))?;
+        let run_notes: Vec<String> =
+            serde_json::from_value(value["notes"].take()).unwrap_or_default();
+        for n in run_notes {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+        rows.push(run_rows);
+        runs_json.push(value);
+    }
+    let header = format!(
+        "cenalloc-bench: {} runs in separate processes, merged (each its share of the rounds; \
+         see each run's bench.txt); times are medians of the runs' medians, ratios medians \
+         of the runs' ratios, [runs ...] each run's\n",
+        dirs.len()
+    );
+    let json = serde_json::json!({ "runs": runs_json });
+    write_report(out, &header, &runs::merge(&rows), &notes, json)?;
     Ok(0)
 }
 
