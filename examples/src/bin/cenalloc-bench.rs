@@ -942,7 +942,7 @@ impl Bench {
         };
         let timings = {
             let mut ops: Vec<Op<'_>> = vec![
-                Box::new(|| display_buffer()),
+                Box::new(&display_buffer),
                 Box::new(|| {
                     display_buffer()?;
                     for _ in 0..10 {
