@@ -397,7 +397,7 @@ impl Allocator {
     ///
     /// This is the path of every buffer of a pool or swapchain, so its steps are inlined into
     /// one function: under emulation (the guest benchmarks run under TCG) a call and return
-    /// cost ~60 ns, as much as 60 plain instructions.
+    /// on this path cost 30–50 ns, as much as dozens of plain instructions.
     #[inline]
     pub fn realize_plan(
         &self,

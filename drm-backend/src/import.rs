@@ -43,31 +43,6 @@ impl GemRef {
             handle,
         }
     }
-
-    /// A counted reference to the handle of `buffer` on the device's fd, from
-    /// PRIME_FD_TO_HANDLE.
-    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<ImportHandle, DrmError> {
-        // Hold the map across the ioctl so a concurrent last drop cannot close the handle
-        // PRIME is about to hand out again.
-        let mut refs = shared
-            .gem_refs
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let handle = shared
-            .node
-            .prime_fd_to_buffer(buffer.fd())
-            .map_err(|source| DrmError::ImportRefused {
-                device: shared.name.clone(),
-                step: "PRIME fd to handle",
-                source,
-            })?;
-        count_one_more(&mut refs, handle);
-        Ok(ImportHandle {
-            shared: shared.clone(),
-            handle,
-            counted: true,
-        })
-    }
 }
 
 /// The device's own reference to `buffer`'s handle when the device allocated the buffer
@@ -143,6 +118,31 @@ struct ImportHandle {
 }
 
 impl ImportHandle {
+    /// A counted reference to the handle of `buffer` on the device's fd, from
+    /// PRIME_FD_TO_HANDLE.
+    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<ImportHandle, DrmError> {
+        // Hold the map across the ioctl so a concurrent last drop cannot close the handle
+        // PRIME is about to hand out again.
+        let mut refs = shared
+            .gem_refs
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let handle = shared
+            .node
+            .prime_fd_to_buffer(buffer.fd())
+            .map_err(|source| DrmError::ImportRefused {
+                device: shared.name.clone(),
+                step: "PRIME fd to handle",
+                source,
+            })?;
+        count_one_more(&mut refs, handle);
+        Ok(ImportHandle {
+            shared: shared.clone(),
+            handle,
+            counted: true,
+        })
+    }
+
     fn handle(&self) -> GemHandle {
         self.handle
     }
@@ -357,7 +357,7 @@ impl DrmDevice {
                 handle: own.handle,
                 counted: false,
             },
-            None => GemRef::acquire(&self.shared, buffer)?,
+            None => ImportHandle::acquire(&self.shared, buffer)?,
         };
         let mut fb = None;
         if let (true, Some(format)) = (wants_fb, layout.fourcc) {

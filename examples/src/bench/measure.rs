@@ -2,7 +2,8 @@
 //!
 //! The guest runs under TCG on a shared 2-core host whose speed drifts by tens of percent
 //! within seconds. Every round therefore runs each variant back to back (in an order that
-//! balances which variant precedes which, [`super::order`]), and ratios are medians of the per-round ratios: drift slower than a round cancels.
+//! balances which variant precedes which, [`super::order`]), and ratios are medians of the
+//! per-round ratios: drift slower than a round cancels.
 //! Operations of tens of microseconds run one per variant per round ([`compare_each`]), so
 //! a ratio pairs operations microseconds apart.
 
@@ -87,8 +88,9 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Times every variant in `ops` in interleaved rounds (each in a balanced order,
-/// [`round_order`]) so drift of the machine affects them alike. Each variant first runs until it has taken at least a
-/// tenth of a batch (warming caches), which sets its own repetitions per batch.
+/// [`round_order`]) so drift of the machine affects them alike. Each variant first runs until
+/// it has taken at least a tenth of a batch (warming caches), which sets its own repetitions
+/// per batch.
 pub fn compare(budget: Budget, ops: &mut [Op<'_>]) -> Result<Vec<Timing>, String> {
     let mut iterations = Vec::with_capacity(ops.len());
     for op in ops.iter_mut() {
