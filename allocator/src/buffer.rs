@@ -20,6 +20,8 @@ pub struct Buffer {
 struct Inner<K: ?Sized> {
     fd: OwnedFd,
     description: Description,
+    /// How the exporting device knows the buffer again, if it said.
+    token: Option<crate::ExportToken>,
     /// `keepalive` is not [`NoKeepalive`] (known without a dynamic type check).
     has_keepalive: bool,
     keepalive: K,
@@ -34,10 +36,12 @@ fn share<K: Any + Send + Sync>(
     fd: OwnedFd,
     description: Description,
     keepalive: K,
+    token: Option<crate::ExportToken>,
 ) -> Arc<Inner<dyn Any + Send + Sync>> {
     Arc::new(Inner {
         fd,
         description,
+        token,
         has_keepalive: std::any::TypeId::of::<K>() != std::any::TypeId::of::<NoKeepalive>(),
         keepalive,
     })
@@ -96,6 +100,7 @@ struct Own {
 }
 
 impl<K: ?Sized> Inner<K> {
+    #[inline]
     fn layout(&self) -> &Layout {
         match &self.description {
             Description::Own(own) => &own.layout,
@@ -270,7 +275,7 @@ impl Buffer {
     ) -> Result<Buffer> {
         ensure_dmabuf(&fd, &source.name)?;
         Ok(Buffer {
-            inner: share(fd, own(layout, source), keepalive),
+            inner: share(fd, own(layout, source), keepalive, None),
         })
     }
 
@@ -278,14 +283,14 @@ impl Buffer {
     /// a memfd standing in for one).
     pub(crate) fn new_unchecked(fd: OwnedFd, layout: Layout, source: SourceChoice) -> Buffer {
         Buffer {
-            inner: share(fd, own(layout, source), NoKeepalive),
+            inner: share(fd, own(layout, source), NoKeepalive, None),
         }
     }
 
     /// Wraps an fd the memory source of `plan` just returned; layout and origin are the plan's.
     pub(crate) fn planned(fd: OwnedFd, plan: Arc<Plan>) -> Buffer {
         Buffer {
-            inner: share(fd, Description::Planned(plan), NoKeepalive),
+            inner: share(fd, Description::Planned(plan), NoKeepalive, None),
         }
     }
 
@@ -295,9 +300,15 @@ impl Buffer {
         fd: OwnedFd,
         layout: Layout,
         keepalive: K,
+        token: Option<crate::ExportToken>,
     ) -> Buffer {
         Buffer {
-            inner: share(fd, Description::Exported { layout, plan: None }, keepalive),
+            inner: share(
+                fd,
+                Description::Exported { layout, plan: None },
+                keepalive,
+                token,
+            ),
         }
     }
 
@@ -356,16 +367,19 @@ impl Buffer {
     }
 
     /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).
+    #[inline]
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd.as_fd()
     }
 
     /// Planes, strides, offsets, modifier and size.
+    #[inline]
     pub fn layout(&self) -> &Layout {
         self.inner.layout()
     }
 
     /// Where the memory came from.
+    #[inline]
     pub fn source(&self) -> &SourceChoice {
         self.inner.source()
     }
@@ -388,17 +402,27 @@ impl Buffer {
     }
 
     /// True if both handles refer to the same allocation.
+    #[inline]
     pub fn same_as(&self, other: &Buffer) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The object the exporting device attached to the buffer ([`crate::Exported::keepalive`]),
     /// by which that device recognises a buffer it allocated itself.
+    #[inline]
     pub fn keepalive(&self) -> Option<&(dyn Any + Send + Sync)> {
         self.inner.has_keepalive.then_some(&self.inner.keepalive)
     }
 
+    /// The exporting device's token for the buffer ([`crate::Exported::with_token`]), by
+    /// which that device recognises a buffer it allocated itself without a dynamic type check.
+    #[inline]
+    pub fn export_token(&self) -> Option<crate::ExportToken> {
+        self.inner.token
+    }
+
     /// How many handles (clones, including those held by imports) share this allocation.
+    #[inline]
     pub fn handle_count(&self) -> usize {
         Arc::strong_count(&self.inner)
     }

@@ -55,12 +55,24 @@ pub trait Imported: Send + Sync + Debug {
 /// are made and released for every buffer, so the common one costs no allocation.
 pub type Import = smallbox::SmallBox<dyn Imported, ImportSpace>;
 
-/// The room an [`Import`] has inline: five machine words.
-pub type ImportSpace = [usize; 5];
+/// The room an [`Import`] has inline: four machine words.
+pub type ImportSpace = [usize; 4];
 
 /// Wraps a backend's concrete import as an [`Import`].
 pub fn into_import<T: Imported + 'static>(imported: T) -> Import {
     smallbox::smallbox!(imported)
+}
+
+/// How the device that allocated a buffer knows it again: an identity the device chose for
+/// itself and its own name for the buffer object. Plain data, compared on every import
+/// without a dynamic type check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExportToken {
+    /// The exporting device's identity, unique among live devices (e.g. the address of
+    /// state the buffer's keepalive holds).
+    pub device: usize,
+    /// The device's name for the object (e.g. a GEM handle on its open file).
+    pub object: u64,
 }
 
 /// A buffer a device allocated on itself and exported as a dma-buf: the fd, the layout the
@@ -90,8 +102,25 @@ impl Exported {
         known_dmabuf: bool,
     ) -> Exported {
         Exported {
-            buffer: Buffer::unplaced(fd, layout, keepalive),
+            buffer: Buffer::unplaced(fd, layout, keepalive, None),
             known_dmabuf,
+        }
+    }
+
+    /// [`Exported::with_keepalive`] for a dma-buf the kernel handed out (PRIME_HANDLE_TO_FD,
+    /// VIDIOC_EXPBUF), with the device's `token` for it: importing the buffer back into the
+    /// device that allocated it compares tokens ([`Buffer::export_token`]) to reuse the
+    /// device's own object. `keepalive` must keep whatever the token names alive.
+    #[inline]
+    pub fn with_token<K: Any + Send + Sync>(
+        fd: OwnedFd,
+        layout: Layout,
+        keepalive: K,
+        token: ExportToken,
+    ) -> Exported {
+        Exported {
+            buffer: Buffer::unplaced(fd, layout, keepalive, Some(token)),
+            known_dmabuf: true,
         }
     }
 

@@ -19,8 +19,11 @@ pub struct SharedBuffer {
     plan: Arc<Plan>,
 }
 
-/// Kept inline up to this many devices (a display, a GPU, a camera): no allocation per buffer.
-const INLINE_DEVICES: usize = 3;
+/// Kept inline up to this many devices: a buffer one device uses (a display's own, the
+/// commonest) costs no allocation for its lists, and the whole value stays small enough to
+/// move without a call to memcpy (it is returned through every layer). Buffers shared by more
+/// devices keep their lists on the heap: one allocation beside an import per device.
+const INLINE_DEVICES: usize = 1;
 pub(crate) type Imports = SmallVec<[Import; INLINE_DEVICES]>;
 type Importers = SmallVec<[Arc<dyn Importer>; INLINE_DEVICES]>;
 
@@ -33,7 +36,9 @@ pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Re
         .collect()
 }
 
-/// Imports `buffer` into `importer`; an error names the device.
+/// Imports `buffer` into `importer`; an error names the device. Inlined: on the way of
+/// every buffer.
+#[inline(always)]
 fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Import> {
     importer
         .import(buffer)
@@ -41,6 +46,7 @@ fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Import> {
 }
 
 /// Makes sure an import error says which device failed.
+#[cold]
 fn name_device(device: &str, e: Error) -> Error {
     match e {
         Error::Import { .. } | Error::Unsupported { .. } | Error::Incompatible { .. } => e,

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use drm::Device as _;
 
@@ -69,10 +69,8 @@ pub(crate) struct Shared {
     pub(crate) sysfs: SysfsInfo,
     pub(crate) probe: OnceLock<Probe>,
     pub(crate) trial: OnceLock<ImportTrial>,
-    /// (GEM handle, live imports using it). PRIME returns the same handle for the same
-    /// dma-buf on one fd, so the handle is closed when the count drops to zero. A list: a
-    /// device holds few handles at once, and it keeps its capacity across imports.
-    pub(crate) gem_refs: Mutex<Vec<(u32, usize)>>,
+    /// Who holds which GEM handle on `node`.
+    pub(crate) gem: crate::gem_handles::GemHandles,
     /// Framebuffer layouts the device has accepted (checked once, not per import).
     pub(crate) scanout_memo: crate::scanout_memo::ScanoutMemo,
 }
@@ -221,7 +219,7 @@ impl DrmDevice {
                 sysfs,
                 probe: OnceLock::new(),
                 trial: OnceLock::new(),
-                gem_refs: Mutex::new(Vec::new()),
+                gem: Default::default(),
                 scanout_memo: Default::default(),
             }),
         })
@@ -291,13 +289,10 @@ impl DrmDevice {
         Ok(node)
     }
 
-    /// Number of GEM handles currently held by live imports (for leak checks).
+    /// Number of GEM handles in use on the device's file: held by imports or by buffers the
+    /// device allocated itself (for leak checks).
     pub fn live_gem_handles(&self) -> usize {
-        self.shared
-            .gem_refs
-            .lock()
-            .map(|m| m.len())
-            .unwrap_or_default()
+        self.shared.gem.live()
     }
 }
 

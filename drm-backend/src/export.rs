@@ -101,8 +101,10 @@ fn dumb_export(
         }]),
         size: dumb.size,
     };
-    // PRIME_HANDLE_TO_FD hands out dma-bufs only.
-    Ok(Exported::with_keepalive(fd, layout, gem, true))
+    // PRIME_HANDLE_TO_FD hands out dma-bufs only; the token names the handle the keepalive
+    // holds.
+    let token = gem.token();
+    Ok(Exported::with_token(fd, layout, gem, token))
 }
 
 /// Keeps a GBM device and buffer object alive as long as the exported buffer.

@@ -2,11 +2,11 @@
 //! plane), then ADDFB2 (with the modifier when it is explicit) → framebuffer on KMS devices.
 //!
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
-//! kernel does not count those imports, so the device keeps its own count per handle and
-//! closes it exactly once, after the last import drops. A buffer the device allocated itself
-//! already carries that handle, alive as long as the buffer, so importing it makes no PRIME
-//! call and counts nothing; and a layout the device accepted once (every buffer of a pool or
-//! swapchain) is not checked again.
+//! kernel does not count those imports, so the device counts them ([`crate::gem_handles`])
+//! and closes each handle exactly once, after its last user. A buffer the device allocated
+//! itself already carries its handle, alive as long as the buffer, so importing it makes no
+//! PRIME call and counts nothing; and a layout the device accepted once (every buffer of a
+//! pool or swapchain) is not checked again.
 
 use std::any::Any;
 use std::fmt;
@@ -14,7 +14,7 @@ use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use cenalloc::format::FormatInfo;
-use cenalloc::{Buffer, Imported, Importer, Modifier};
+use cenalloc::{Buffer, ExportToken, Imported, Importer, Modifier};
 use drm::buffer::{Handle as GemHandle, PlanarBuffer};
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 
@@ -22,22 +22,18 @@ use crate::device::Shared;
 use crate::probe::{fourcc_code_name, PlaneKind};
 use crate::{DrmDevice, DrmError};
 
-/// One counted reference to a GEM handle; the handle is closed when the last one drops.
+/// A device's own GEM handle of a buffer it allocated itself, kept with the exported buffer;
+/// closed when the buffer goes, unless imports of the same dma-buf through PRIME still use it.
 pub(crate) struct GemRef {
     shared: Arc<Shared>,
     handle: GemHandle,
 }
 
 impl GemRef {
-    /// Counts a handle the device has just created (a buffer it allocated itself), so that
-    /// importing the exported dma-buf on the same fd shares it instead of closing it early.
+    /// Records `handle`, which the device has just created for a buffer it allocated itself.
     #[inline(always)]
     pub(crate) fn adopt(shared: &Arc<Shared>, handle: GemHandle) -> GemRef {
-        let mut refs = shared
-            .gem_refs
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        count_one_more(&mut refs, handle);
+        shared.gem.adopt(handle);
         GemRef {
             shared: shared.clone(),
             handle,
@@ -45,126 +41,81 @@ impl GemRef {
     }
 }
 
-/// The device's own reference to `buffer`'s handle when the device allocated the buffer
-/// itself (the export's keepalive), which lives as long as the buffer.
-fn own_gem<'b>(buffer: &'b Buffer, shared: &Arc<Shared>) -> Option<&'b GemRef> {
-    buffer
-        .keepalive()
-        .and_then(|k| k.downcast_ref::<GemRef>())
-        .filter(|g| Arc::ptr_eq(&g.shared, shared))
-}
-
-/// One more user of `handle` in the device's list.
-fn count_one_more(refs: &mut Vec<(u32, usize)>, handle: GemHandle) {
-    let raw = u32::from(handle);
-    match refs.iter_mut().find(|(h, _)| *h == raw) {
-        Some((_, n)) => *n += 1,
-        None => refs.push((raw, 1)),
+impl GemRef {
+    /// The buffer's export token: this device's identity and the handle.
+    pub(crate) fn token(&self) -> ExportToken {
+        ExportToken {
+            device: device_identity(&self.shared),
+            object: u64::from(u32::from(self.handle)),
+        }
     }
 }
 
-/// One user of `handle` less; the handle is closed after the last.
+/// The device's identity in export tokens: the address of its shared state. Every buffer
+/// carrying it keeps a [`GemRef`], hence the state, alive, so no other device can have the
+/// address while such a buffer exists.
 #[inline(always)]
-fn count_one_less(shared: &Shared, handle: GemHandle) {
-    let mut refs = shared
-        .gem_refs
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    let raw = u32::from(handle);
-    let slot = refs.iter().position(|(h, _)| *h == raw);
-    let last = match slot.map(|i| &mut refs[i].1) {
-        Some(n) if *n > 1 => {
-            *n -= 1;
-            false
-        }
-        _ => true,
-    };
-    if last {
-        if let Some(i) = slot {
-            refs.swap_remove(i);
-        }
-        if let Err(e) = shared.node.close_buffer(handle) {
-            log::warn!("{}: GEM_CLOSE {raw}: {e}", shared.name);
-        }
+fn device_identity(shared: &Arc<Shared>) -> usize {
+    Arc::as_ptr(shared) as usize
+}
+
+/// The device's own handle of `buffer` when the device allocated the buffer itself (held by
+/// the export's keepalive, which lives as long as the buffer).
+#[inline(always)]
+fn own_handle(buffer: &Buffer, shared: &Arc<Shared>) -> Option<GemHandle> {
+    let token = buffer.export_token()?;
+    if token.device != device_identity(shared) {
+        return None;
     }
+    let raw = std::num::NonZeroU32::new(u32::try_from(token.object).ok()?)?;
+    Some(GemHandle::from(raw))
 }
 
 impl Drop for GemRef {
+    #[inline]
     fn drop(&mut self) {
-        count_one_less(&self.shared, self.handle);
+        let shared = &self.shared;
+        shared
+            .gem
+            .release_own(&shared.node, &shared.name, self.handle);
     }
 }
 
 /// A buffer imported into a DRM device: its GEM handle and, on KMS devices, a framebuffer.
 /// Dropping it removes the framebuffer and releases the handle.
+///
+/// The handle is counted by the import when PRIME gave it; when the device allocated the
+/// buffer itself, it is the export's own handle (which the buffer, held here, keeps alive):
+/// nothing to count or release. Which of the two is read from the buffer's export token, so
+/// the import stays within [`cenalloc::ImportSpace`].
 pub struct DrmImport {
-    fb: Option<framebuffer::Handle>,
-    gem: ImportHandle,
+    shared: Arc<Shared>,
     buffer: Buffer,
+    handle: GemHandle,
+    fb: Option<framebuffer::Handle>,
 }
 
 // A DRM import is held inline by `cenalloc::Import`: no allocation per import.
 const _: () =
     assert!(std::mem::size_of::<DrmImport>() <= std::mem::size_of::<cenalloc::ImportSpace>());
 
-/// An import's GEM handle: counted by the import when PRIME gave it, or, when the device
-/// allocated the buffer itself, the export's own reference (which the buffer, held by the
-/// import, keeps alive): nothing to count or release. One struct rather than an enum keeps
-/// [`DrmImport`] within [`cenalloc::ImportSpace`].
-struct ImportHandle {
-    shared: Arc<Shared>,
-    handle: GemHandle,
-    counted: bool,
-}
-
-impl ImportHandle {
-    /// A counted reference to the handle of `buffer` on the device's fd, from
-    /// PRIME_FD_TO_HANDLE.
-    fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<ImportHandle, DrmError> {
-        // Hold the map across the ioctl so a concurrent last drop cannot close the handle
-        // PRIME is about to hand out again.
-        let mut refs = shared
-            .gem_refs
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let handle = shared
-            .node
-            .prime_fd_to_buffer(buffer.fd())
-            .map_err(|source| DrmError::ImportRefused {
-                device: shared.name.clone(),
-                step: "PRIME fd to handle",
-                source,
-            })?;
-        count_one_more(&mut refs, handle);
-        Ok(ImportHandle {
-            shared: shared.clone(),
-            handle,
-            counted: true,
+/// A counted reference to the handle of `buffer` on the device's fd, from PRIME_FD_TO_HANDLE.
+fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemHandle, DrmError> {
+    shared
+        .gem
+        .acquire(|| shared.node.prime_fd_to_buffer(buffer.fd()))
+        .map_err(|source| DrmError::ImportRefused {
+            device: shared.name.clone(),
+            step: "PRIME fd to handle",
+            source,
         })
-    }
-
-    fn handle(&self) -> GemHandle {
-        self.handle
-    }
-
-    fn shared(&self) -> &Shared {
-        &self.shared
-    }
-}
-
-impl Drop for ImportHandle {
-    fn drop(&mut self) {
-        if self.counted {
-            count_one_less(&self.shared, self.handle);
-        }
-    }
 }
 
 impl fmt::Debug for DrmImport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DrmImport")
-            .field("device", &self.gem.shared().name)
-            .field("gem_handle", &u32::from(self.gem.handle()))
+            .field("device", &self.shared.name)
+            .field("gem_handle", &u32::from(self.handle))
             .field("framebuffer", &self.fb.map(u32::from))
             .finish()
     }
@@ -173,7 +124,7 @@ impl fmt::Debug for DrmImport {
 impl DrmImport {
     /// The GEM handle of the dma-buf on the device's fd.
     pub fn gem_handle(&self) -> u32 {
-        u32::from(self.gem.handle())
+        u32::from(self.handle)
     }
 
     /// The framebuffer, on devices with KMS and for image buffers.
@@ -188,20 +139,24 @@ impl DrmImport {
 }
 
 impl Drop for DrmImport {
+    #[inline]
     fn drop(&mut self) {
+        let shared = &self.shared;
         if let Some(fb) = self.fb.take() {
-            let shared = self.gem.shared();
             if let Err(e) = shared.node.destroy_framebuffer(fb) {
                 log::warn!("{}: RMFB {}: {e}", shared.name, u32::from(fb));
             }
         }
-        // `gem` drops after this, closing a counted handle if it was the last user.
+        // The export's own handle lives as long as the buffer; a PRIME handle was counted.
+        if own_handle(&self.buffer, shared) != Some(self.handle) {
+            shared.gem.release(&shared.node, &shared.name, self.handle);
+        }
     }
 }
 
 impl Imported for DrmImport {
     fn device(&self) -> &str {
-        &self.gem.shared().name
+        &self.shared.name
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -351,15 +306,17 @@ impl DrmDevice {
             self.check_scanout_layout(buffer)?;
             self.shared.scanout_memo.remember(layout);
         }
-        let gem = match own_gem(buffer, &self.shared) {
-            Some(own) => ImportHandle {
-                shared: self.shared.clone(),
-                handle: own.handle,
-                counted: false,
-            },
-            None => ImportHandle::acquire(&self.shared, buffer)?,
+        let handle = match own_handle(buffer, &self.shared) {
+            Some(handle) => handle,
+            None => acquire(&self.shared, buffer)?,
         };
-        let mut fb = None;
+        // From here on, the import releases a counted handle if a step fails.
+        let mut import = DrmImport {
+            shared: self.shared.clone(),
+            buffer: buffer.clone(),
+            handle,
+            fb: None,
+        };
         if let (true, Some(format)) = (wants_fb, layout.fourcc) {
             let (mut handles, mut pitches, mut offsets, mut modifiers) =
                 ([0u32; 4], [0u32; 4], [0u32; 4], [0u64; 4]);
@@ -368,7 +325,7 @@ impl DrmDevice {
             let explicit =
                 layout.modifier != Modifier::INVALID && self.probe().caps.addfb2_modifiers;
             for (i, plane) in layout.planes.iter().enumerate().take(4) {
-                handles[i] = u32::from(gem.handle());
+                handles[i] = u32::from(handle);
                 // Checked to fit by check_scanout_layout.
                 pitches[i] = plane.stride as u32;
                 offsets[i] = plane.offset as u32;
@@ -402,13 +359,9 @@ impl DrmDevice {
             .map_err(refused)?;
             let handle = drm::control::from_u32::<framebuffer::Handle>(created.fb_id)
                 .ok_or_else(|| refused(std::io::Error::other("framebuffer id 0")))?;
-            fb = Some(handle);
+            import.fb = Some(handle);
         }
-        Ok(DrmImport {
-            fb,
-            gem,
-            buffer: buffer.clone(),
-        })
+        Ok(import)
     }
 }
 

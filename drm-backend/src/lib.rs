@@ -11,6 +11,7 @@ pub mod constraints;
 pub mod device;
 pub mod error;
 pub mod export;
+mod gem_handles;
 pub mod import;
 pub mod kms;
 pub mod probe;

@@ -935,6 +935,7 @@ impl Bench {
             .try_clone_to_owned()
             .map_err(|e| format!("duplicating vkms' descriptor: {e}"))?;
         let card = Card::on_file(file, true);
+        let memory: Vec<u8> = (0..64 * 4096).map(|i| i as u8).collect();
         let display_buffer = || -> Res<()> {
             let dumb = card.export_dumb(32, 32).map_err(|e| e.to_string())?;
             let import = card.import_own(&dumb, 32, 32).map_err(|e| e.to_string())?;
@@ -976,6 +977,20 @@ impl Bench {
                     }
                     Ok(())
                 }),
+                Box::new(|| {
+                    display_buffer()?;
+                    for i in 0..10 {
+                        black_box(black_box(&memory)[i * 4096]);
+                    }
+                    Ok(())
+                }),
+                Box::new(|| {
+                    display_buffer()?;
+                    for i in 0..10 {
+                        black_box(black_box(&memory)[i * 64]);
+                    }
+                    Ok(())
+                }),
             ];
             self.time(&mut ops)?
         };
@@ -986,6 +1001,8 @@ impl Bench {
             "+ 1 Box alloc + free",
             "+ 10 calls + returns",
             "+ 10 Arc clone + drop",
+            "+ 10 reads, each in a page of its own",
+            "+ 10 reads, each in a line of its own, one page",
         ];
         self.record_against_first(
             "primitives, cold: once after a display buffer's ioctls",
