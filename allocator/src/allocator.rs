@@ -340,7 +340,12 @@ impl Allocator {
             ))
         })?;
         let exported = exporter.export(&plan.request, &plan.merged)?;
-        let (got, want) = (exported.layout(), &plan.layout);
+        let got = exported.layout();
+        // The layout planning already checked (which is the requested image): the usual case.
+        if plan.verified(got) {
+            return Ok(exported);
+        }
+        let want = &plan.layout;
         if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
             return Err(Error::Incompatible {
                 device: exporter.name().to_owned(),
@@ -355,9 +360,6 @@ impl Allocator {
                     want.height
                 ),
             });
-        }
-        if plan.verified(exported.layout()) {
-            return Ok(exported);
         }
         exported
             .layout()

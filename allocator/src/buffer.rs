@@ -18,13 +18,13 @@ pub struct Buffer {
 /// The shared part of a buffer. The keepalive lives in the same allocation (no box of its
 /// own): a buffer costs one allocation whatever keeps it alive.
 struct Inner<K: ?Sized> {
-    fd: OwnedFd,
     description: Description,
     /// How the exporting device knows the buffer again, if it said.
     token: Option<crate::ExportToken>,
-    /// `keepalive` is not [`NoKeepalive`] (known without a dynamic type check).
+    /// The keepalive is not [`NoKeepalive`] (known without a dynamic type check).
     has_keepalive: bool,
-    keepalive: K,
+    /// The dma-buf and what keeps the device's side of it alive, released in that order.
+    held: sys::FdAndKeepalive<K>,
 }
 
 /// The keepalive of a buffer that has none.
@@ -39,11 +39,10 @@ fn share<K: Any + Send + Sync>(
     token: Option<crate::ExportToken>,
 ) -> Arc<Inner<dyn Any + Send + Sync>> {
     Arc::new(Inner {
-        fd,
         description,
         token,
         has_keepalive: std::any::TypeId::of::<K>() != std::any::TypeId::of::<NoKeepalive>(),
-        keepalive,
+        held: sys::FdAndKeepalive::new(fd, keepalive),
     })
 }
 
@@ -135,7 +134,7 @@ impl<K: ?Sized> Inner<K> {
 impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
-            .field("fd", &self.inner.fd)
+            .field("fd", &self.inner.held.fd)
             .field("layout", self.inner.layout())
             .field("source", self.inner.source())
             .finish()
@@ -163,7 +162,7 @@ pub struct Mapping<'a> {
 impl fmt::Debug for Mapping<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mapping")
-            .field("buffer", &self.buffer.inner.fd)
+            .field("buffer", &self.buffer.inner.held.fd)
             .field("len", &self.region.len())
             .field("access", &self.access)
             .finish()
@@ -322,7 +321,7 @@ impl Buffer {
                 Origin::Plan(plan) => &plan.source.name,
                 Origin::Choice(choice, _) => &choice.name,
             };
-            ensure_dmabuf(&buffer.inner.fd, name)?;
+            ensure_dmabuf(&buffer.inner.held.fd, name)?;
         }
         // An export never shares its buffer: the origin is set in place.
         let Some(inner) = Arc::get_mut(&mut buffer.inner) else {
@@ -369,7 +368,7 @@ impl Buffer {
     /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).
     #[inline]
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.inner.fd.as_fd()
+        self.inner.held.fd.as_fd()
     }
 
     /// Planes, strides, offsets, modifier and size.
@@ -411,7 +410,9 @@ impl Buffer {
     /// by which that device recognises a buffer it allocated itself.
     #[inline]
     pub fn keepalive(&self) -> Option<&(dyn Any + Send + Sync)> {
-        self.inner.has_keepalive.then_some(&self.inner.keepalive)
+        self.inner
+            .has_keepalive
+            .then_some(self.inner.held.keepalive())
     }
 
     /// The exporting device's token for the buffer ([`crate::Exported::with_token`]), by
@@ -456,7 +457,10 @@ impl Buffer {
             Ok(()) => Ok(()),
             // Not a dma-buf (a memfd standing in for one in host tests): nothing to sync.
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) => {
-                log::debug!("DMA_BUF_IOCTL_SYNC unsupported on {:?}: {e}", self.inner.fd);
+                log::debug!(
+                    "DMA_BUF_IOCTL_SYNC unsupported on {:?}: {e}",
+                    self.inner.held.fd
+                );
                 Ok(())
             }
             Err(e) => Err(Error::io("DMA_BUF_IOCTL_SYNC", e)),

@@ -70,7 +70,7 @@ pub fn into_import<T: Imported + 'static>(imported: T) -> Import {
 pub struct ExportToken {
     /// The exporting device's identity, unique among live devices (e.g. the address of
     /// state the buffer's keepalive holds).
-    pub device: usize,
+    pub device: std::num::NonZeroUsize,
     /// The device's name for the object (e.g. a GEM handle on its open file).
     pub object: u64,
 }

@@ -73,6 +73,16 @@ impl SharedBuffer {
         importers: &[Arc<dyn Importer>],
         plan: Arc<Plan>,
     ) -> Result<Self> {
+        // One device (the commonest case): both lists made whole, without pushes.
+        if let [only] = importers {
+            let import = import_one(only, &buffer)?;
+            return Ok(SharedBuffer {
+                imports: Imports::from_buf([import]),
+                importers: Importers::from_buf([Arc::clone(only)]),
+                buffer,
+                plan,
+            });
+        }
         // One loop fills both lists: this runs for every buffer.
         let mut shared = SharedBuffer {
             imports: Imports::new(),

@@ -77,13 +77,12 @@ impl GemHandles {
             return;
         };
         // The number was free in the kernel, so it is FREE here, or its last user is between
-        // the close and marking it FREE.
-        while slot
-            .compare_exchange(FREE, OWNED, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+        // the close and marking it FREE. Nobody else writes a FREE slot whose number the
+        // kernel has just given out: a plain store marks it.
+        while slot.load(Ordering::Acquire) != FREE {
             std::thread::yield_now();
         }
+        slot.store(OWNED, Ordering::Release);
     }
 
     /// The export that adopted `handle` no longer uses it: closed unless imports still do.

@@ -55,8 +55,9 @@ impl GemRef {
 /// carrying it keeps a [`GemRef`], hence the state, alive, so no other device can have the
 /// address while such a buffer exists.
 #[inline(always)]
-fn device_identity(shared: &Arc<Shared>) -> usize {
-    Arc::as_ptr(shared) as usize
+fn device_identity(shared: &Arc<Shared>) -> std::num::NonZeroUsize {
+    // An Arc's pointer is never null.
+    std::num::NonZeroUsize::new(Arc::as_ptr(shared) as usize).unwrap_or(std::num::NonZeroUsize::MIN)
 }
 
 /// The device's own handle of `buffer` when the device allocated the buffer itself (held by
