@@ -280,41 +280,6 @@ mod libc_flags {
     pub(super) const O_CLOEXEC: u32 = rustix::fs::OFlags::CLOEXEC.bits();
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opcodes_match_the_kernel_headers() {
-        // Values computed from the kernel's _IOWR/_IOW macros on x86_64/aarch64.
-        assert_eq!(DmaHeapIoctlAlloc::OPCODE.raw(), 0xc018_4800);
-        assert_eq!(UdmabufCreateOp::OPCODE.raw(), 0x4018_7542);
-        assert_eq!(DmaBufIoctlSync::OPCODE.raw(), 0x4008_6200);
-        assert_eq!(DmaBufSetName::OPCODE.raw(), 0x4008_6201);
-        assert_eq!(DmaBufExportSyncFile::OPCODE.raw(), 0xc008_6202);
-        assert_eq!(DmaBufImportSyncFile::OPCODE.raw(), 0x4008_6203);
-    }
-
-    #[test]
-    fn sync_on_a_memfd_is_rejected_not_a_crash() {
-        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        use std::os::fd::AsFd;
-        assert!(dma_buf_sync(fd.as_fd(), SYNC_START | SYNC_READ).is_err());
-        assert!(dma_buf_set_name(fd.as_fd(), c"x").is_err());
-    }
-
-    #[test]
-    fn map_a_memfd() {
-        use std::os::fd::AsFd;
-        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 8192).unwrap();
-        let mut m = MmapRegion::map_shared(fd.as_fd(), 8192, true).unwrap();
-        m.as_mut_slice()[100] = 7;
-        assert_eq!(m.as_slice()[100], 7);
-        assert_eq!(m.len(), 8192);
-    }
-}
-
 /// A dma-buf fd and the device object kept alive with it (a GEM handle, a GBM buffer object),
 /// released in that order: the object, then the fd. Rust drops fields in declaration order
 /// and an unsized field must come last, so the order is kept here by hand: with the fd closed
@@ -348,5 +313,40 @@ impl<K: ?Sized> Drop for FdAndKeepalive<K> {
         // SAFETY: the keepalive is dropped once, here, as its owner is being dropped; nothing
         // reads it afterwards. The fd is closed after this, with the remaining fields.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.keepalive) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opcodes_match_the_kernel_headers() {
+        // Values computed from the kernel's _IOWR/_IOW macros on x86_64/aarch64.
+        assert_eq!(DmaHeapIoctlAlloc::OPCODE.raw(), 0xc018_4800);
+        assert_eq!(UdmabufCreateOp::OPCODE.raw(), 0x4018_7542);
+        assert_eq!(DmaBufIoctlSync::OPCODE.raw(), 0x4008_6200);
+        assert_eq!(DmaBufSetName::OPCODE.raw(), 0x4008_6201);
+        assert_eq!(DmaBufExportSyncFile::OPCODE.raw(), 0xc008_6202);
+        assert_eq!(DmaBufImportSyncFile::OPCODE.raw(), 0x4008_6203);
+    }
+
+    #[test]
+    fn sync_on_a_memfd_is_rejected_not_a_crash() {
+        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        use std::os::fd::AsFd;
+        assert!(dma_buf_sync(fd.as_fd(), SYNC_START | SYNC_READ).is_err());
+        assert!(dma_buf_set_name(fd.as_fd(), c"x").is_err());
+    }
+
+    #[test]
+    fn map_a_memfd() {
+        use std::os::fd::AsFd;
+        let fd = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 8192).unwrap();
+        let mut m = MmapRegion::map_shared(fd.as_fd(), 8192, true).unwrap();
+        m.as_mut_slice()[100] = 7;
+        assert_eq!(m.as_slice()[100], 7);
+        assert_eq!(m.len(), 8192);
     }
 }
