@@ -212,6 +212,7 @@ impl Allocator {
             reasons,
             kernel_name: KernelName::new(&dmabuf_name),
             name: dmabuf_name,
+            source_index: self.sources.iter().position(|s| Arc::ptr_eq(s, &source)),
         })
     }
 
@@ -266,6 +267,7 @@ impl Allocator {
             reasons,
             kernel_name: KernelName::new(&dmabuf_name),
             name: dmabuf_name,
+            source_index: None,
         })
     }
 
@@ -312,16 +314,30 @@ impl Allocator {
     }
 
     /// The plan's memory source allocates `plan.size` bytes.
+    #[inline(always)]
     fn allocate_fd(&self, plan: &Plan) -> Result<std::os::fd::OwnedFd> {
-        let source = self
-            .source(&plan.source.name)
+        // Where planning found it, unless the plan names another source now.
+        let name = plan.source.name.as_bytes();
+        let planned = plan
+            .source_index
+            .and_then(|i| self.sources.get(i))
+            .filter(|s| crate::plan::same_bytes(s.name().as_bytes(), name));
+        let source = match planned {
+            Some(source) => source,
+            None => self.source_named(plan)?,
+        };
+        source.allocate(plan.size)
+    }
+
+    /// The source the plan names, looked up by name.
+    fn source_named(&self, plan: &Plan) -> Result<&Arc<dyn MemorySource>> {
+        self.source(&plan.source.name)
             .ok_or_else(|| Error::NoSource {
                 reasons: vec![format!(
                     "{}: not a source of this allocator",
                     plan.source.name
                 )],
-            })?;
-        source.allocate(plan.size)
+            })
     }
 
     /// The plan's exporting device (importer `i`) allocates the buffer; its layout must be

@@ -59,6 +59,10 @@ pub struct Plan {
     /// `name` as the kernel keeps it, made once per plan.
     #[serde(skip)]
     pub(crate) kernel_name: KernelName,
+    /// Where `source` was among the planning allocator's sources: looked at first (and
+    /// checked by name) when a buffer is allocated.
+    #[serde(skip)]
+    pub(crate) source_index: Option<usize>,
 }
 
 impl Plan {
@@ -118,10 +122,7 @@ impl KernelName {
         KernelName(CString::new(&bytes[..end]).unwrap_or_default())
     }
 
-    /// This is what `name` is cut to (without cutting it again: a prefix comparison). Eight
-    /// bytes at a time, inline: at most 31 bytes, and `starts_with` calls the C library's
-    /// vectorised memcmp, which costs more than the comparison itself on every buffer (and
-    /// far more under emulation).
+    /// This is what `name` is cut to (without cutting it again: a prefix comparison).
     #[inline(always)]
     fn is_of(&self, name: &str) -> bool {
         let kept = self.0.as_bytes();
@@ -129,20 +130,32 @@ impl KernelName {
         let Some(prefix) = name.get(..kept.len()) else {
             return false;
         };
-        let (words, rest) = (kept.chunks_exact(8), prefix.chunks_exact(8));
-        let (kept_tail, prefix_tail) = (words.remainder(), rest.remainder());
-        for (a, b) in words.zip(rest) {
-            if a != b {
-                return false;
-            }
-        }
-        for (a, b) in kept_tail.iter().zip(prefix_tail) {
-            if a != b {
-                return false;
-            }
-        }
-        name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0)
+        same_bytes(kept, prefix)
+            && (name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0))
     }
+}
+
+/// `a == b` for the short strings compared on every buffer (names), eight bytes at a time and
+/// inline: the slice comparison calls the C library's vectorised memcmp, which costs more
+/// than the comparison itself (and far more under emulation).
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (tail_a, tail_b) = (words_a.remainder(), words_b.remainder());
+    for (x, y) in words_a.zip(words_b) {
+        if x != y {
+            return false;
+        }
+    }
+    for (x, y) in tail_a.iter().zip(tail_b) {
+        if x != y {
+            return false;
+        }
+    }
+    true
 }
 
 /// Why `source` cannot hold a buffer of `size` bytes under `merged`, if it cannot.

@@ -157,10 +157,15 @@ const CHECK_AVAILABLE_FROM: u64 = 64 << 20;
 /// Refuses an allocation of `size` bytes from ordinary system memory when it exceeds
 /// `MemAvailable` in `meminfo`: the kernel would otherwise try, and the OOM killer end the
 /// process instead of an error coming back. Only requests of 64 MiB and more are checked.
+#[inline(always)]
 pub(crate) fn check_available(meminfo: &Path, size: u64) -> std::io::Result<()> {
     if size < CHECK_AVAILABLE_FROM {
         return Ok(());
     }
+    check_meminfo(meminfo, size)
+}
+
+fn check_meminfo(meminfo: &Path, size: u64) -> std::io::Result<()> {
     let Ok(text) = std::fs::read_to_string(meminfo) else {
         return Ok(());
     };
