@@ -18,19 +18,32 @@ struct Entry {
     /// Weak, so that the cache keeps no device open; while the entry exists the allocation
     /// behind each pointer cannot be reused by another importer.
     importers: Vec<Weak<dyn Importer>>,
+    /// Where each importer lives (the data pointer of its `Arc`), compared on every lookup;
+    /// inline for up to three importers, beside the request.
+    addresses: smallvec::SmallVec<[usize; 3]>,
     /// What each importer required when the plan was made.
     constraints: Arc<[Constraints]>,
+    /// Every importer declares its constraints stable (a property of the object for its
+    /// life, so asked once, here): the plan stands without asking them again.
+    stable: bool,
     plan: Arc<Plan>,
 }
 
+/// Where `importer` lives: the key of an entry (its weak reference keeps the address taken).
+#[inline(always)]
+fn address(importer: &Arc<dyn Importer>) -> usize {
+    Arc::as_ptr(importer).cast::<()>() as usize
+}
+
 impl Entry {
+    #[inline(always)]
     fn matches(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> bool {
-        self.importers.len() == importers.len()
+        self.addresses.len() == importers.len()
             && self
-                .importers
+                .addresses
                 .iter()
                 .zip(importers)
-                .all(|(w, a)| std::ptr::addr_eq(w.as_ptr(), Arc::as_ptr(a)))
+                .all(|(&at, a)| at == address(a))
             && self.request == *request
     }
 }
@@ -51,6 +64,7 @@ impl fmt::Debug for PlanCache {
 impl PlanCache {
     /// The plan made earlier for `request` and these very importers, if each importer still
     /// gives the constraints it was made from.
+    #[inline]
     pub(crate) fn get(
         &self,
         request: &BufferRequest,
@@ -60,7 +74,7 @@ impl PlanCache {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let e = entries.iter().find(|e| e.matches(request, importers))?;
             // Nothing to ask (DRM devices): the plan stands.
-            if importers.iter().all(|i| i.constraints_are_stable()) {
+            if e.stable {
                 return Some(e.plan.clone());
             }
             (e.plan.clone(), e.constraints.clone())
@@ -94,7 +108,9 @@ impl PlanCache {
             Entry {
                 request: plan.request.clone(),
                 importers: importers.iter().map(Arc::downgrade).collect(),
+                addresses: importers.iter().map(address).collect(),
                 constraints: constraints.into(),
+                stable: importers.iter().all(|i| i.constraints_are_stable()),
                 plan: plan.clone(),
             },
         );
