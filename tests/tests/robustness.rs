@@ -8,7 +8,8 @@
 //!   the heap, never a panic; nothing leaked; freeing makes allocation work again.
 //! - concurrency: [`Allocator`] and the importers are `Send + Sync` (checked at compile time);
 //!   8 threads allocating, importing into one shared vkms device and freeing at once finish
-//!   without error or leak.
+//!   without error or leak; a display's own buffers PRIME-imported into the same file by
+//!   other threads while their exporter releases them get live handles, each closed once.
 //!
 //! The tests count this process's fds, so they take turns (a file-wide lock) even when the
 //! harness runs them in parallel. `CENALLOC_SOAK_CYCLES` overrides the soak's cycle count.
@@ -535,4 +536,90 @@ fn eight_threads_allocate_import_free_without_error_or_leak() {
     assert!(pooled <= 4, "pool allocated {pooled} buffers, capacity 4");
     // The pool's buffers were freed with it, so the holdings are the baseline minus nothing.
     assert_eq!(after, before, "something leaked across {THREADS} threads");
+}
+
+const PAIRS: usize = 4;
+const ROUNDS_PER_PAIR: usize = 300;
+
+/// A display's own buffers (vkms allocates them: its dumb buffer's GEM handle is recorded
+/// without a lock) arriving as foreign fds in other threads, which PRIME-import them into the
+/// same vkms file while the exporting thread drops the buffer: PRIME hands out the handle the
+/// export holds, or a new one once the export closed its own. Every import must get a live
+/// handle (ADDFB2 on it succeeds), and every handle must be closed exactly once.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn foreign_imports_of_a_displays_own_buffers_race_their_release_without_error_or_leak() {
+    let _turn = exclusive();
+    let a = allocator();
+    let vkms = vkms();
+    let display: Arc<dyn Importer> = Arc::new(vkms.clone());
+    let importers = std::slice::from_ref(&display);
+    let request = BufferRequest::image(64, 48, Fourcc::Xrgb8888, Usage::SCANOUT);
+    let plan = Arc::new(a.plan(&request, importers).expect("plan"));
+    assert_eq!(plan.source.kind, SourceKind::Device, "{:?}", plan.reasons);
+    drop(
+        a.realize_plan(plan.clone(), importers)
+            .expect("warm-up buffer"),
+    );
+    let before = holdings(&vkms);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        let mut threads = Vec::new();
+        for pair in 0..PAIRS {
+            let (to_importer, arriving) = std::sync::mpsc::sync_channel::<cenalloc::Buffer>(2);
+            let (a, plan, vkms) = (&a, &plan, &vkms);
+            threads.push(s.spawn(move || {
+                for i in 0..ROUNDS_PER_PAIR {
+                    let shown = a
+                        .realize_plan(plan.clone(), importers)
+                        .unwrap_or_else(|e| panic!("pair {pair} round {i}: {e}"));
+                    let buffer = shown.buffer();
+                    let fd = buffer.fd().try_clone_to_owned().expect("dup the dma-buf");
+                    let foreign = cenalloc::Buffer::from_fd(
+                        fd,
+                        buffer.layout().clone(),
+                        buffer.source().clone(),
+                    )
+                    .expect("a dma-buf");
+                    to_importer.send(foreign).expect("the importer is there");
+                    // Drop the export now or a little later, so that its release meets the
+                    // other thread's PRIME import at every point.
+                    for _ in 0..i % 4 {
+                        std::thread::yield_now();
+                    }
+                    drop(shown);
+                }
+            }));
+            threads.push(s.spawn(move || {
+                for (i, foreign) in arriving.iter().enumerate() {
+                    let import = vkms.import_buffer(&foreign).unwrap_or_else(|e| {
+                        panic!("pair {pair} round {i}: PRIME import of a vkms dma-buf: {e}")
+                    });
+                    assert!(
+                        import.framebuffer().is_some(),
+                        "ADDFB2 on the handle PRIME gave"
+                    );
+                    if i % 2 == 0 {
+                        drop(foreign);
+                        drop(import);
+                    } else {
+                        drop(import);
+                        drop(foreign);
+                    }
+                }
+            }));
+        }
+        for (t, thread) in threads.into_iter().enumerate() {
+            thread
+                .join()
+                .unwrap_or_else(|_| panic!("thread {t} panicked (its message is above)"));
+        }
+    });
+    let after = holdings(&vkms);
+    eprintln!(
+        "own-handle race: {PAIRS} exporter/importer pairs × {ROUNDS_PER_PAIR} buffers in {:.1} s; \
+         before {before:?} after {after:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(after, before, "a GEM handle, framebuffer or fd leaked");
 }
