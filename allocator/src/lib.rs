@@ -20,6 +20,7 @@
 pub mod allocator;
 pub mod buffer;
 pub mod constraints;
+mod device_list;
 pub mod error;
 pub mod format;
 pub mod importer;

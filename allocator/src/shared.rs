@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use smallvec::SmallVec;
-
+use crate::device_list::DeviceList;
 use crate::{
     merge, Allocator, Buffer, CachePolicy, ConstraintKind, CpuAccess, Error, Import, Imported,
     Importer, Plan, Result,
@@ -19,13 +18,11 @@ pub struct SharedBuffer {
     plan: Arc<Plan>,
 }
 
-/// Kept inline up to this many devices: a buffer one device uses (a display's own, the
-/// commonest) costs no allocation for its lists, and the whole value stays small enough to
-/// move without a call to memcpy (it is returned through every layer). Buffers shared by more
-/// devices keep their lists on the heap: one allocation beside an import per device.
-const INLINE_DEVICES: usize = 1;
-pub(crate) type Imports = SmallVec<[Import; INLINE_DEVICES]>;
-type Importers = SmallVec<[Arc<dyn Importer>; INLINE_DEVICES]>;
+/// Imports of one buffer, one per device: a buffer one device uses (a display's own, the
+/// commonest) holds it inline, so the whole value stays small enough to be returned through
+/// every layer without a call to memcpy.
+pub(crate) type Imports = DeviceList<Import>;
+type Importers = DeviceList<Arc<dyn Importer>>;
 
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
 /// far and returns an error naming the device.
@@ -77,8 +74,8 @@ impl SharedBuffer {
         if let [only] = importers {
             let import = import_one(only, &buffer)?;
             return Ok(SharedBuffer {
-                imports: Imports::from_buf([import]),
-                importers: Importers::from_buf([Arc::clone(only)]),
+                imports: Imports::one(import),
+                importers: Importers::one(Arc::clone(only)),
                 buffer,
                 plan,
             });
@@ -149,7 +146,7 @@ impl SharedBuffer {
         let request = &self.plan.request;
         let mine = importer.constraints(request)?;
         let mut all = Vec::with_capacity(self.importers.len() + 1);
-        for imp in &self.importers {
+        for imp in self.importers.iter() {
             all.push(imp.constraints(request)?);
         }
         all.push(mine.clone());
