@@ -287,14 +287,17 @@ mod libc_flags {
 /// ~0.35 µs per buffer, ~0.8 % of a display buffer's kernel calls).
 pub(crate) struct FdAndKeepalive<K: ?Sized> {
     pub(crate) fd: OwnedFd,
+    /// The keepalive is a real one, not a placeholder (beside the fd, in its padding).
+    pub(crate) present: bool,
     keepalive: std::mem::ManuallyDrop<K>,
 }
 
 impl<K> FdAndKeepalive<K> {
     #[inline(always)]
-    pub(crate) fn new(fd: OwnedFd, keepalive: K) -> Self {
+    pub(crate) fn new(fd: OwnedFd, present: bool, keepalive: K) -> Self {
         FdAndKeepalive {
             fd,
+            present,
             keepalive: std::mem::ManuallyDrop::new(keepalive),
         }
     }
