@@ -27,6 +27,11 @@ struct Inner<K: ?Sized> {
     held: sys::FdAndKeepalive<K>,
 }
 
+// A buffer's shared part is moved into its allocation for every buffer: with the reference
+// counts (two words) it stays within 128 bytes for a keepalive of two words (a device and a
+// handle), so that the move is inline rather than a call to memcpy.
+const _: () = assert!(std::mem::size_of::<Inner<[usize; 2]>>() + 16 <= 128);
+
 /// The keepalive of a buffer that has none.
 pub(crate) struct NoKeepalive;
 

@@ -24,6 +24,9 @@ pub struct SharedBuffer {
 pub(crate) type Imports = DeviceList<Import>;
 type Importers = DeviceList<Arc<dyn Importer>>;
 
+// Returned by value through every layer of the allocation path: small enough to move inline.
+const _: () = assert!(std::mem::size_of::<SharedBuffer>() <= 128);
+
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
 /// far and returns an error naming the device.
 pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Result<Imports> {

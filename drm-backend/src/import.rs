@@ -2,7 +2,7 @@
 //! plane), then ADDFB2 (with the modifier when it is explicit) → framebuffer on KMS devices.
 //!
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
-//! kernel does not count those imports, so the device counts them ([`crate::gem_handles`])
+//! kernel does not count those imports, so the device counts them (`gem_handles.rs`)
 //! and closes each handle exactly once, after its last user. A buffer the device allocated
 //! itself already carries its handle, alive as long as the buffer, so importing it makes no
 //! PRIME call and counts nothing; and a layout the device accepted once (every buffer of a
