@@ -39,9 +39,7 @@ impl GemRef {
             handle,
         }
     }
-}
 
-impl GemRef {
     /// The buffer's export token: this device's identity and the handle.
     pub(crate) fn token(&self) -> ExportToken {
         ExportToken {
