@@ -550,6 +550,41 @@ fn a_changed_answer_means_a_new_plan() {
 }
 
 #[test]
+fn an_importer_that_checks_on_import_is_not_asked_again_and_a_refusal_means_a_new_plan() {
+    let (a, system, ..) = system_allocator();
+    let camera = MockImporter::checked_on_import(
+        "camera",
+        Constraints {
+            pitch_align: 64,
+            ..Default::default()
+        },
+    );
+    let importers = [dynimp(&camera)];
+    let request = BufferRequest::image(100, 16, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
+    let stride = |s: &crate::SharedBuffer| s.buffer().layout().planes[0].stride;
+    let first = a.allocate_and_import(&request, &importers).unwrap();
+    let second = a.allocate_and_import(&request, &importers).unwrap();
+    // Asked once, when planning; the import checked the second buffer.
+    assert_eq!(camera.queries(), 1);
+    assert!(std::ptr::eq(first.plan(), second.plan()));
+    assert_eq!(stride(&second), 448);
+    assert_eq!(system.count(), 2);
+
+    // The device now wants 256-byte rows: it refuses the reused plan's buffer (released, not
+    // leaked), and the allocator plans anew from the new answer and succeeds.
+    camera.constraints.lock().unwrap().pitch_align = 256;
+    let after = a.allocate_and_import(&request, &importers).unwrap();
+    assert_eq!(stride(&after), 512);
+    assert_eq!(camera.queries(), 2);
+    assert_eq!(system.count(), 4);
+    assert_eq!(camera.live(), 3);
+    // And the new plan is the one kept.
+    let again = a.allocate_and_import(&request, &importers).unwrap();
+    assert!(std::ptr::eq(after.plan(), again.plan()));
+    assert_eq!(camera.queries(), 2);
+}
+
+#[test]
 fn a_dma_address_limit_rules_out_memory_that_may_lie_above_it() {
     // RAM reaches 25 GiB; the CMA area lies at 1 GiB..1.125 GiB; where the carve-out lies is
     // unknown.

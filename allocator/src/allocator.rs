@@ -392,22 +392,57 @@ impl Allocator {
     /// the imports already made are released and the error names the device.
     ///
     /// The plan of an identical earlier request for the same importer objects is reused while
-    /// every importer gives the same constraints (asked again unless the importer declares
-    /// them stable, [`Importer::constraints_are_stable`]).
+    /// every importer gives the same constraints; how that is checked is the importer's
+    /// choice ([`Importer::constraints_change`]): not at all, by its import, or by asking
+    /// again.
     pub fn allocate_and_import(
         &self,
         request: &BufferRequest,
         importers: &[Arc<dyn Importer>],
     ) -> Result<SharedBuffer> {
-        let plan = match self.plans.get(request, importers) {
-            Some(plan) => plan,
-            None => {
-                crate::merge::validate_request(request)?;
-                let constraints = constraints_of(request, importers)?;
-                let plan = self.plan_from(request, importers, &constraints, None)?;
-                self.plans.keep(plan, importers, constraints)
-            }
+        let Some((plan, checked_on_import)) = self.plans.get(request, importers) else {
+            return self.plan_and_realize(request, importers);
         };
+        if !checked_on_import {
+            return self.realize(plan, importers);
+        }
+        self.realize_checked_on_import(plan, request, importers)
+    }
+
+    /// Realizes a reused plan some importer checks on import: a refusal means its
+    /// requirements changed since the plan was made (a V4L2 queue switched input or
+    /// format), so the buffer is planned anew from what every device requires now, once.
+    #[inline(never)]
+    fn realize_checked_on_import(
+        &self,
+        plan: Arc<Plan>,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<SharedBuffer> {
+        match self.realize_plan(plan, importers) {
+            Err(refusal) if is_refusal(&refusal) => {
+                log::debug!(
+                    "a device refused a buffer of a reused plan ({refusal}); planning anew"
+                );
+                self.plan_and_realize(request, importers)
+            }
+            done => done,
+        }
+    }
+
+    /// [`Allocator::allocate_and_import`] without a plan to reuse: plans, remembers the plan
+    /// and realizes it.
+    #[cold]
+    #[inline(never)]
+    fn plan_and_realize(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<SharedBuffer> {
+        crate::merge::validate_request(request)?;
+        let constraints = constraints_of(request, importers)?;
+        let plan = self.plan_from(request, importers, &constraints, None)?;
+        let plan = self.plans.keep(plan, importers, constraints);
         self.realize_plan(plan, importers)
     }
 
@@ -422,10 +457,20 @@ impl Allocator {
         plan: impl Into<Arc<Plan>>,
         importers: &[Arc<dyn Importer>],
     ) -> Result<SharedBuffer> {
-        let plan = plan.into();
+        self.realize(plan.into(), importers)
+    }
+
+    /// [`Allocator::realize_plan`], inlined into every caller on the path of each buffer.
+    #[inline(always)]
+    fn realize(&self, plan: Arc<Plan>, importers: &[Arc<dyn Importer>]) -> Result<SharedBuffer> {
         let buffer = self.allocate_planned(&plan, importers)?;
         SharedBuffer::import(buffer, importers, plan)
     }
+}
+
+/// A device saying the buffer does not suit it (rather than failing to take it).
+fn is_refusal(e: &Error) -> bool {
+    matches!(e, Error::Incompatible { .. } | Error::Unsupported { .. })
 }
 
 /// What every importer requires for `request`, in importer order.

@@ -16,12 +16,11 @@ pub trait Importer: Send + Sync + Debug {
     /// request at all returns [`Error::Unsupported`].
     fn constraints(&self, request: &BufferRequest) -> Result<Constraints>;
 
-    /// The device's answer to [`Importer::constraints`] for a given request never changes
-    /// over this object's life (it comes from a one-time probe, not from device state that
-    /// can change), so the allocator reuses a plan made for it without asking again.
-    /// Defaults to `false`: asked again before each reuse.
-    fn constraints_are_stable(&self) -> bool {
-        false
+    /// Whether, and how, the device's answer to [`Importer::constraints`] for a given request
+    /// can change over this object's life; decides how the allocator may reuse a plan made
+    /// for it. Defaults to [`ConstraintsChange::AskEachTime`].
+    fn constraints_change(&self) -> ConstraintsChange {
+        ConstraintsChange::AskEachTime
     }
 
     /// Imports `buffer` into the device. The returned handle keeps the device's reference (GEM
@@ -40,6 +39,23 @@ pub trait Importer: Send + Sync + Debug {
             detail: format!("cannot allocate {:?} itself", request.kind),
         })
     }
+}
+
+/// How an importer's constraints can change, and so how a plan made for it may be reused
+/// ([`crate::Allocator::allocate_and_import`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintsChange {
+    /// Never: they come from a one-time probe, not from device state. A plan is reused
+    /// without asking again.
+    Never,
+    /// They follow device state (a V4L2 queue's input or format), but [`Importer::import`]
+    /// checks the buffer against the device's current requirements and refuses one that no
+    /// longer suits with [`Error::Incompatible`] or [`Error::Unsupported`]. A plan is reused
+    /// without asking; a refused import makes the allocator plan anew and try once more.
+    CheckedOnImport,
+    /// They follow device state and an import may not notice a change: asked again before
+    /// each reuse of a plan, which is made anew when the answer differs.
+    AskEachTime,
 }
 
 /// A device's reference to an imported buffer. Dropping it releases the reference.

@@ -50,7 +50,9 @@ pub use crate::allocator::Allocator;
 pub use buffer::{Buffer, CpuAccess, FenceAccess, Mapping};
 pub use constraints::{CachePolicy, Constraints, PlaneConstraint};
 pub use error::{ConstraintKind, Error, Result};
-pub use importer::{into_import, ExportToken, Exported, Import, ImportSpace, Imported, Importer};
+pub use importer::{
+    into_import, ConstraintsChange, ExportToken, Exported, Import, ImportSpace, Imported, Importer,
+};
 pub use layout::{Layout, PlaneLayout, Planes};
 pub use merge::{merge, MergedConstraints, Origins};
 pub use modifier::Modifier;

@@ -1,14 +1,16 @@
 //! Plans of recent requests, reused by [`crate::Allocator::allocate_and_import`] for the same
 //! request and the same importer objects while every importer gives the constraints the plan
-//! was made from. An importer whose constraints cannot change (a DRM device: they come from a
-//! one-time probe) is not asked again; any other (a V4L2 device, whose answer depends on its
-//! state) is, and a different answer means planning anew. Planning merges, lays out and
-//! explains; repeating it for every buffer of a kind costs more than allocating a small one.
+//! was made from. How that is known depends on the importer ([`ConstraintsChange`]): one whose
+//! constraints cannot change (a DRM device: they come from a one-time probe) is not asked
+//! again; one whose import checks the buffer against its current requirements (a V4L2 queue)
+//! is not asked either, and a refused import means planning anew; any other is asked, and a
+//! different answer means planning anew. Planning merges, lays out and explains; repeating it
+//! for every buffer of a kind costs more than allocating a small one.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::{BufferRequest, Constraints, Importer, Plan};
+use crate::{BufferRequest, Constraints, ConstraintsChange, Importer, Plan};
 
 /// How many (request, importers) pairs are remembered; the least recently planned goes first.
 const ENTRIES: usize = 8;
@@ -23,9 +25,13 @@ struct Entry {
     addresses: smallvec::SmallVec<[usize; 3]>,
     /// What each importer required when the plan was made.
     constraints: Arc<[Constraints]>,
-    /// Every importer declares its constraints stable (a property of the object for its
-    /// life, so asked once, here): the plan stands without asking them again.
-    stable: bool,
+    /// No importer needs asking before the plan is reused (each declares its constraints
+    /// unchanging or checked on import; a property of the object for its life, so asked
+    /// once, here).
+    unasked: bool,
+    /// Some importer checks its constraints on import: a refused import of a buffer of this
+    /// plan means they changed.
+    checked_on_import: bool,
     plan: Arc<Plan>,
 }
 
@@ -62,28 +68,31 @@ impl fmt::Debug for PlanCache {
 }
 
 impl PlanCache {
-    /// The plan made earlier for `request` and these very importers, if each importer still
-    /// gives the constraints it was made from.
+    /// The plan made earlier for `request` and these very importers, if each importer that
+    /// must be asked still gives the constraints it was made from; with it, whether an import
+    /// refusing a buffer of the plan means some importer's constraints changed
+    /// ([`ConstraintsChange::CheckedOnImport`]).
     #[inline]
     pub(crate) fn get(
         &self,
         request: &BufferRequest,
         importers: &[Arc<dyn Importer>],
-    ) -> Option<Arc<Plan>> {
-        let (plan, constraints) = {
+    ) -> Option<(Arc<Plan>, bool)> {
+        let (plan, checked_on_import, constraints) = {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let e = entries.iter().find(|e| e.matches(request, importers))?;
-            // Nothing to ask (DRM devices): the plan stands.
-            if e.stable {
-                return Some(e.plan.clone());
+            // Nothing to ask (DRM devices, V4L2 queues): the plan stands.
+            if e.unasked {
+                return Some((e.plan.clone(), e.checked_on_import));
             }
-            (e.plan.clone(), e.constraints.clone())
+            (e.plan.clone(), e.checked_on_import, e.constraints.clone())
         };
-        // Asked outside the lock: a V4L2 device answers through an ioctl.
+        // Asked outside the lock: a device may answer through an ioctl.
         let unchanged = importers.iter().zip(constraints.iter()).all(|(i, then)| {
-            i.constraints_are_stable() || i.constraints(request).is_ok_and(|now| now == *then)
+            i.constraints_change() != ConstraintsChange::AskEachTime
+                || i.constraints(request).is_ok_and(|now| now == *then)
         });
-        unchanged.then_some(plan)
+        unchanged.then_some((plan, checked_on_import))
     }
 
     /// Remembers `plan`, made from `constraints` (one per importer); returns it shared.
@@ -110,7 +119,12 @@ impl PlanCache {
                 importers: importers.iter().map(Arc::downgrade).collect(),
                 addresses: importers.iter().map(address).collect(),
                 constraints: constraints.into(),
-                stable: importers.iter().all(|i| i.constraints_are_stable()),
+                unasked: importers
+                    .iter()
+                    .all(|i| i.constraints_change() != ConstraintsChange::AskEachTime),
+                checked_on_import: importers
+                    .iter()
+                    .any(|i| i.constraints_change() == ConstraintsChange::CheckedOnImport),
                 plan: plan.clone(),
             },
         );

@@ -76,8 +76,8 @@ pub(crate) struct MockImporter {
     pub constraints: std::sync::Mutex<Constraints>,
     pub fail_import: bool,
     pub live: Arc<AtomicUsize>,
-    /// Declares its constraints stable.
-    pub stable: bool,
+    /// How its constraints may change.
+    pub change: crate::ConstraintsChange,
     /// Calls of `constraints`.
     pub queries: AtomicUsize,
     /// When set, the device exports a memfd with this layout.
@@ -114,7 +114,7 @@ impl MockImporter {
             constraints: constraints.into(),
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
-            stable: false,
+            change: crate::ConstraintsChange::AskEachTime,
             queries: AtomicUsize::new(0),
             export_layout: None,
         }
@@ -144,7 +144,15 @@ impl MockImporter {
     /// A mock whose constraints are declared stable (plans for it are reused unasked).
     pub fn stable(name: &str, constraints: Constraints) -> Arc<MockImporter> {
         Arc::new(MockImporter {
-            stable: true,
+            change: crate::ConstraintsChange::Never,
+            ..Self::plain(name, constraints)
+        })
+    }
+    /// A mock whose import checks the buffer's row pitch against its current constraints
+    /// (plans for it are reused unasked; a refused import means they changed).
+    pub fn checked_on_import(name: &str, constraints: Constraints) -> Arc<MockImporter> {
+        Arc::new(MockImporter {
+            change: crate::ConstraintsChange::CheckedOnImport,
             ..Self::plain(name, constraints)
         })
     }
@@ -162,8 +170,8 @@ impl Importer for MockImporter {
         self.queries.fetch_add(1, Ordering::SeqCst);
         Ok(self.constraints.lock().unwrap().clone())
     }
-    fn constraints_are_stable(&self) -> bool {
-        self.stable
+    fn constraints_change(&self) -> crate::ConstraintsChange {
+        self.change
     }
     fn export(
         &self,
@@ -185,6 +193,17 @@ impl Importer for MockImporter {
                 "PRIME import",
                 std::io::Error::from_raw_os_error(22),
             ));
+        }
+        if self.change == crate::ConstraintsChange::CheckedOnImport {
+            let align = self.constraints.lock().unwrap().pitch_align.max(1);
+            let stride = buffer.layout().planes[0].stride;
+            if !stride.is_multiple_of(align) {
+                return Err(Error::Incompatible {
+                    device: self.name.clone(),
+                    kind: crate::ConstraintKind::Plane,
+                    reason: format!("stride {stride} is not a multiple of {align}"),
+                });
+            }
         }
         self.live.fetch_add(1, Ordering::SeqCst);
         Ok(crate::into_import(MockImport {

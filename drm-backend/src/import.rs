@@ -378,8 +378,8 @@ impl Importer for DrmDevice {
     }
 
     /// Constraints come from the probe and the trial import, both made once per device.
-    fn constraints_are_stable(&self) -> bool {
-        true
+    fn constraints_change(&self) -> cenalloc::ConstraintsChange {
+        cenalloc::ConstraintsChange::Never
     }
 
     fn import(&self, buffer: &Buffer) -> cenalloc::Result<cenalloc::Import> {

@@ -847,3 +847,58 @@ fn importer_constraints_come_from_try_fmt_and_the_probe() {
         .collect();
     assert_eq!(planes, vec![(640, 640 * 480), (640, 640 * 240)]);
 }
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn a_reused_plan_follows_a_decoders_resolution_change() {
+    let _turn = exclusive();
+    let before = fds::open_fd_count();
+    {
+        let dev = open("stateful-decoder");
+        let importer: Arc<dyn Importer> =
+            Arc::new(V4l2Importer::new(dev.clone(), Direction::Output));
+        let importers = std::slice::from_ref(&importer);
+        let sizeimage = |w, h| {
+            let f = dev
+                .set_format(Direction::Output, PixelFormat::FWHT, w, h)
+                .unwrap_or_else(|e| panic!("S_FMT FWHT {w}x{h}: {e}"));
+            u64::from(f.planes[0].sizeimage)
+        };
+        let small = sizeimage(640, 480);
+        // A bitstream buffer of at least 4 KiB: the queue's sizeimage decides its size.
+        let request = BufferRequest::blob(4096, Usage::VIDEO_DECODE | Usage::CPU_WRITE);
+        let allocator = Allocator::new();
+        let first = allocator.allocate_and_import(&request, importers).unwrap();
+        let second = allocator.allocate_and_import(&request, importers).unwrap();
+        assert!(first.buffer().layout().size >= small);
+        assert!(
+            std::ptr::eq(first.plan(), second.plan()),
+            "the same request for the same queue reuses its plan"
+        );
+
+        // The stream's resolution changes (S_FMT on the queue's file): the decoder's import
+        // refuses a buffer of the old plan, and allocate_and_import plans anew.
+        let large = sizeimage(1920, 1088);
+        assert!(large > first.buffer().layout().size, "{large} vs {small}");
+        let after = allocator
+            .allocate_and_import(&request, importers)
+            .unwrap_or_else(|e| panic!("after the resolution change: {e}"));
+        assert!(
+            after.buffer().layout().size >= large,
+            "{} bytes for a sizeimage of {large}",
+            after.buffer().layout().size
+        );
+        assert!(!std::ptr::eq(first.plan(), after.plan()));
+        let again = allocator.allocate_and_import(&request, importers).unwrap();
+        assert!(
+            std::ptr::eq(after.plan(), again.plan()),
+            "the new plan is kept"
+        );
+        println!(
+            "bitstream buffer: {} bytes at 640x480, {} bytes at 1920x1088",
+            first.buffer().layout().size,
+            after.buffer().layout().size
+        );
+    }
+    assert_eq!(fds::open_fd_count(), before, "fds leaked");
+}

@@ -258,6 +258,13 @@ impl Importer for V4l2Importer {
         })
     }
 
+    /// The answer follows the queue's state (input, standard, another process's S_FMT), and
+    /// `import` asks the driver again (TRY_FMT, or G_FMT for a blob) and checks format,
+    /// stride, plane offsets, size and contiguity against it: a plan is reused unasked.
+    fn constraints_change(&self) -> cenalloc::ConstraintsChange {
+        cenalloc::ConstraintsChange::CheckedOnImport
+    }
+
     fn import(&self, buffer: &Buffer) -> Result<cenalloc::Import> {
         let layout = buffer.layout();
         if layout.modifier != Modifier::LINEAR {
