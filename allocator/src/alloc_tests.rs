@@ -524,19 +524,30 @@ fn allocate_and_import_reuses_the_plan_of_stable_importers_only() {
     assert!(std::ptr::eq(first.plan(), second.plan()));
 }
 
-#[test]
-fn a_changed_answer_means_a_new_plan() {
-    let (a, ..) = system_allocator();
-    let camera = MockImporter::new(
+/// A camera wanting 64-byte rows (made by `make`), and a request for 400-byte rows.
+fn camera_of_64_byte_rows(
+    make: fn(&str, Constraints) -> Arc<MockImporter>,
+) -> (Arc<MockImporter>, BufferRequest) {
+    let camera = make(
         "camera",
         Constraints {
             pitch_align: 64,
             ..Default::default()
         },
     );
-    let importers = [dynimp(&camera)];
     let request = BufferRequest::image(100, 16, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
-    let stride = |s: &crate::SharedBuffer| s.buffer().layout().planes[0].stride;
+    (camera, request)
+}
+
+fn stride(s: &crate::SharedBuffer) -> u64 {
+    s.buffer().layout().planes[0].stride
+}
+
+#[test]
+fn a_changed_answer_means_a_new_plan() {
+    let (a, ..) = system_allocator();
+    let (camera, request) = camera_of_64_byte_rows(MockImporter::new);
+    let importers = [dynimp(&camera)];
     let before = a.allocate_and_import(&request, &importers).unwrap();
     assert_eq!(stride(&before), 448);
     // The device now wants 256-byte rows: the cached plan (448-byte rows) is not reused.
@@ -552,16 +563,8 @@ fn a_changed_answer_means_a_new_plan() {
 #[test]
 fn an_importer_that_checks_on_import_is_not_asked_again_and_a_refusal_means_a_new_plan() {
     let (a, system, ..) = system_allocator();
-    let camera = MockImporter::checked_on_import(
-        "camera",
-        Constraints {
-            pitch_align: 64,
-            ..Default::default()
-        },
-    );
+    let (camera, request) = camera_of_64_byte_rows(MockImporter::checked_on_import);
     let importers = [dynimp(&camera)];
-    let request = BufferRequest::image(100, 16, Fourcc::Xrgb8888, Usage::CAMERA_WRITE);
-    let stride = |s: &crate::SharedBuffer| s.buffer().layout().planes[0].stride;
     let first = a.allocate_and_import(&request, &importers).unwrap();
     let second = a.allocate_and_import(&request, &importers).unwrap();
     // Asked once, when planning; the import checked the second buffer.
