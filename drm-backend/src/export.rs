@@ -10,7 +10,6 @@ use cenalloc::{
     Modifier, PlaneLayout, Planes, Usage,
 };
 use drm::buffer::Handle as GemHandle;
-use drm::control::Device as _;
 
 use crate::import::GemRef;
 use crate::probe::fourcc_code_name;
@@ -85,8 +84,7 @@ fn dumb_export(
         DrmError::io(dev.name(), "CREATE_DUMB", std::io::Error::other("handle 0"))
     })?);
     let gem = GemRef::adopt(&dev.shared, handle);
-    let fd = dev
-        .buffer_to_prime_fd(handle, PRIME_FLAGS)
+    let fd = crate::sys::prime_handle_to_fd(dev.as_fd(), dumb.handle, PRIME_FLAGS)
         .map_err(|e| DrmError::io(dev.name(), "PRIME export of a dumb buffer", e))?;
     let pitch = u64::from(dumb.pitch);
     let layout = Layout {

@@ -184,6 +184,7 @@ fn count_one_more(counted: &mut Vec<(u32, usize)>, handle: GemHandle) {
     }
 }
 
+#[inline(always)]
 fn close(node: &Node, device: &str, handle: GemHandle) {
     if let Err(e) = node.close_buffer(handle) {
         log::warn!("{device}: GEM_CLOSE {}: {e}", u32::from(handle));
