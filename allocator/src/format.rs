@@ -27,6 +27,9 @@ pub struct PlaneGeometry {
     pub vsub: u32,
     /// This plane's stride is the first plane's stride divided by this.
     pub stride_divisor: u64,
+    /// Bits per pixel of this plane, averaged over a block (16 for YUYV): what a dumb
+    /// buffer's `bpp` asks for.
+    pub bits_per_pixel: u32,
 }
 
 const fn plane(
@@ -42,6 +45,8 @@ const fn plane(
         hsub,
         vsub,
         stride_divisor: div,
+        // Worked out here, at compile time: a division is a helper call under emulation.
+        bits_per_pixel: (block_bytes * 8 / block_width as u64) as u32,
     }
 }
 

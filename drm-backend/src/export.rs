@@ -68,8 +68,7 @@ fn dumb_export(
             detail: format!("no dumb buffer for {}", name()),
         })?;
     let plane = info.planes[0];
-    let bpp =
-        u32::try_from(plane.block_bytes * 8 / u64::from(plane.block_width.max(1))).unwrap_or(32);
+    let bpp = plane.bits_per_pixel;
     // drm-ffi rather than drm's create_dumb_buffer: the kernel's size is needed, which
     // DumbBuffer keeps private.
     let dumb =
