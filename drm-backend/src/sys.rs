@@ -11,6 +11,8 @@
 use std::io;
 use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 
+use drm::control::{atomic::AtomicModeReq, property, AtomicCommitFlags, Device, RawResourceHandle};
+
 /// DRM_IOCTL_PRIME_HANDLE_TO_FD: a dma-buf fd for GEM `handle` on `dev`.
 #[inline(always)]
 pub(crate) fn prime_handle_to_fd(
@@ -24,8 +26,6 @@ pub(crate) fn prime_handle_to_fd(
     // else owns it.
     Ok(unsafe { OwnedFd::from_raw_fd(prime.fd) })
 }
-
-use drm::control::{atomic::AtomicModeReq, property, AtomicCommitFlags, Device, RawResourceHandle};
 
 /// Adds `out_fence_prop` (WRITEBACK_OUT_FENCE_PTR) of `connector` to `req`, commits, and
 /// returns the sync_file the kernel installed.
