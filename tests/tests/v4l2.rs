@@ -9,8 +9,8 @@ use cenalloc::{
     Modifier, PlaneLayout, SourceChoice, SourceKind, Usage,
 };
 use cenalloc_v4l2::{
-    probe, ContiguityEvidence, Device, Direction, PixelFormat, Queue, Role, StatefulDecoder,
-    StatefulEncoder, V4l2Import, V4l2Importer,
+    probe, ContiguityEvidence, Device, Direction, LastBuffer, PixelFormat, Queue, Role,
+    StatefulDecoder, StatefulEncoder, V4l2Import, V4l2Importer,
 };
 use cenalloc_vmtests::{devices, fds, raw};
 
@@ -536,6 +536,127 @@ fn vicodec_encode_decode_round_trip_into_cenalloc_buffers() {
         // faithful" threshold and well below what a smooth frame reaches.
         assert!(p_y >= 30.0, "luma PSNR {p_y:.1} dB < 30 dB");
         assert!(p_c >= 30.0, "chroma PSNR {p_c:.1} dB < 30 dB");
+    }
+    assert_eq!(fds::open_fd_count(), before, "fds leaked");
+}
+
+/// Decoded-frame buffers for a `width`×`height` YU12 stream, planned by cenalloc for the
+/// decoder's CAPTURE queue as it is now.
+fn decoder_frames(
+    allocator: &Allocator,
+    frames: &Arc<dyn Importer>,
+    (width, height): (u32, u32),
+) -> Vec<cenalloc::SharedBuffer> {
+    let request = BufferRequest::image(width, height, Fourcc::Yuv420, Usage::VIDEO_DECODE);
+    (0..2)
+        .map(|_| {
+            allocator
+                .allocate_and_import(&request, std::slice::from_ref(frames))
+                .unwrap_or_else(|e| panic!("{width}x{height} decoded frame buffer: {e}"))
+        })
+        .collect()
+}
+
+fn buffers_of(shared: &[cenalloc::SharedBuffer]) -> Vec<Buffer> {
+    shared.iter().map(|s| s.buffer().clone()).collect()
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn vicodec_decoder_follows_a_resolution_change_mid_stream() {
+    let _turn = exclusive();
+    let before = fds::open_fd_count();
+    {
+        let allocator = Allocator::new();
+        // One bitstream: two frames at 640x480, then two at 1280x720.
+        let sizes = [(640u32, 480u32), (640, 480), (1280, 720), (1280, 720)];
+        let sources: Vec<Vec<u8>> = sizes
+            .iter()
+            .map(|&(w, h)| synthetic_yu12(w as usize, h as usize))
+            .collect();
+        let chunks: Vec<Vec<u8>> = sizes
+            .iter()
+            .zip(&sources)
+            .map(|(&(w, h), frame)| encode(&allocator, frame, w, h))
+            .collect();
+
+        let dev = open("stateful-decoder");
+        let slots = chunks.len() as u32;
+        let mut dec = StatefulDecoder::new(dev.clone(), PixelFormat::FWHT, 640, 480, slots)
+            .expect("stateful decoder");
+        let bs_importer: Arc<dyn Importer> =
+            Arc::new(V4l2Importer::new(dev.clone(), Direction::Output));
+        let sizeimage = u64::from(dec.output_format().unwrap().planes[0].sizeimage);
+        let bitstream: Vec<Buffer> = chunks
+            .iter()
+            .map(|chunk| {
+                let b = blob(&allocator, &bs_importer, sizeimage.max(chunk.len() as u64));
+                let mut map = b.map(CpuAccess::Write).unwrap();
+                map.as_mut_slice()[..chunk.len()].copy_from_slice(chunk);
+                drop(map);
+                b
+            })
+            .collect();
+        for (i, (b, chunk)) in bitstream.iter().zip(&chunks).enumerate() {
+            dec.queue_bitstream(i as u32, b, chunk.len() as u32)
+                .unwrap();
+        }
+        let fmt = dec.wait_source_change(TIMEOUT).unwrap();
+        assert_eq!((fmt.width, fmt.height), sizes[0]);
+
+        let frame_importer: Arc<dyn Importer> =
+            Arc::new(V4l2Importer::new(dev.clone(), Direction::Capture));
+        let mut frames = decoder_frames(&allocator, &frame_importer, sizes[0]);
+        let first_plan: *const cenalloc::Plan = frames[0].plan();
+        dec.start_capture(&buffers_of(&frames)).unwrap();
+
+        let mut size = sizes[0];
+        let mut decoded = Vec::new();
+        let mut changes = Vec::new();
+        for _ in 0..32 {
+            let d = dec
+                .dequeue_frame(TIMEOUT)
+                .unwrap()
+                .expect("a decoded buffer within the timeout");
+            let buffer = d.buffer.clone().expect("the cenalloc buffer");
+            if d.bytesused[0] > 0 {
+                let source = &sources[sizes.iter().position(|s| *s == size).unwrap()];
+                let luma = (size.0 * size.1) as usize;
+                let map = buffer.map(CpuAccess::Read).unwrap();
+                decoded.push((size, psnr(&source[..luma], &map.as_slice()[..luma])));
+            }
+            if !d.is_last() {
+                dec.requeue_frame(d.index, &buffer).unwrap();
+                continue;
+            }
+            match dec.after_last(TIMEOUT).unwrap() {
+                LastBuffer::ResolutionChange(f) => {
+                    println!("resolution change after {} frames: {f:?}", decoded.len());
+                    size = (f.width, f.height);
+                    changes.push(size);
+                    frames = decoder_frames(&allocator, &frame_importer, size);
+                    dec.restart_capture(&buffers_of(&frames)).unwrap();
+                    // Every chunk is queued: drain, so that the end is flagged too.
+                    dec.drain().unwrap();
+                }
+                LastBuffer::Drained => break,
+            }
+        }
+        println!("decoded (size, luma PSNR dB): {decoded:?}");
+        assert_eq!(changes, [sizes[2]], "one resolution change, to 1280x720");
+        let shapes: Vec<(u32, u32)> = decoded.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            shapes, sizes,
+            "every frame decoded, at its own size, in order"
+        );
+        for (s, p) in &decoded {
+            assert!(*p >= 30.0, "{s:?} frame: luma PSNR {p:.1} dB < 30 dB");
+        }
+        assert!(
+            !std::ptr::eq(first_plan, frames[0].plan()),
+            "the 1280x720 frames have a plan of their own"
+        );
+        assert!(frames[0].buffer().layout().size >= 1280 * 720 * 3 / 2);
     }
     assert_eq!(fds::open_fd_count(), before, "fds leaked");
 }

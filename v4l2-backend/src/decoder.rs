@@ -7,9 +7,14 @@
 //! CAPTURE queue, then decode; drain with `V4L2_DEC_CMD_STOP` until a buffer carries
 //! `V4L2_BUF_FLAG_LAST`.
 //!
-//! Not handled yet: a resolution change in the middle of a stream (a second source-change
-//! event, which needs the CAPTURE queue reallocated), and dynamic resolution on multi-planar
-//! decoders whose CAPTURE format has several memory planes.
+//! A resolution change in the middle of the stream ("Dynamic Resolution Change" in that
+//! document) also ends with a CAPTURE buffer flagged LAST, with a source-change event beside
+//! it: [`StatefulDecoder::after_last`] tells the two apart and reads the new format, and
+//! [`StatefulDecoder::restart_capture`] stops the CAPTURE queue, frees its buffers and starts
+//! it again with buffers allocated for that format; the bitstream already queued carries on.
+//!
+//! Not handled: multi-planar CAPTURE formats with several memory planes (one dma-buf per
+//! plane).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +32,19 @@ pub struct StatefulDecoder {
     dev: Arc<Device>,
     output: Queue,
     capture: Option<Queue>,
+    /// [`StatefulDecoder::drain`] was asked for: a LAST buffer may mean the end.
+    draining: bool,
+}
+
+/// What a decoded-frame buffer flagged `V4L2_BUF_FLAG_LAST` announced
+/// ([`StatefulDecoder::after_last`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastBuffer {
+    /// The stream changed resolution or format: the frames that follow need CAPTURE buffers
+    /// of this format, given with [`StatefulDecoder::restart_capture`].
+    ResolutionChange(QueueFormat),
+    /// The drain asked for with [`StatefulDecoder::drain`] is complete: no frame follows.
+    Drained,
 }
 
 impl StatefulDecoder {
@@ -59,6 +77,7 @@ impl StatefulDecoder {
             dev,
             output,
             capture: None,
+            draining: false,
         })
     }
 
@@ -146,6 +165,56 @@ impl StatefulDecoder {
     /// marks its last frame with `V4L2_BUF_FLAG_LAST`.
     pub fn drain(&mut self) -> Result<()> {
         sys::decoder_cmd(self.dev.fd(), sys::DEC_CMD_STOP)
-            .map_err(|e| Error::io(format!("{}: V4L2_DEC_CMD_STOP", self.dev.display_name()), e))
+            .map_err(|e| Error::io(format!("{}: V4L2_DEC_CMD_STOP", self.dev.display_name()), e))?;
+        self.draining = true;
+        Ok(())
+    }
+
+    /// After a decoded-frame buffer flagged LAST ([`Dequeued::is_last`]): whether the stream
+    /// changed resolution (the source-change event that comes with such a buffer, waited for
+    /// up to `timeout`) or a drain finished. A LAST buffer with neither a drain asked for nor
+    /// a source-change event is an error.
+    pub fn after_last(&mut self, timeout: Duration) -> Result<LastBuffer> {
+        let name = self.dev.display_name();
+        // After a drain, the end needs no event (not every driver sends EOS); a resolution
+        // change still has its event queued, before the buffer.
+        let wait = if self.draining {
+            Duration::ZERO
+        } else {
+            timeout
+        };
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match dequeue_event(&self.dev, left)? {
+                Some(ev) if ev.type_ == sys::EVENT_SOURCE_CHANGE => {
+                    let format = self.dev.format(Direction::Capture)?;
+                    log::debug!("{name}: resolution change to {format:?}");
+                    return Ok(LastBuffer::ResolutionChange(format));
+                }
+                Some(ev) if ev.type_ == sys::EVENT_EOS => return Ok(LastBuffer::Drained),
+                Some(ev) => log::debug!("{name}: event {} after a LAST buffer", ev.type_),
+                None if self.draining => return Ok(LastBuffer::Drained),
+                None => {
+                    return Err(Error::io(
+                        format!(
+                            "{name}: a buffer flagged LAST without a drain, and no \
+                             SOURCE_CHANGE event within {timeout:?}"
+                        ),
+                        std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// After a resolution change ([`LastBuffer::ResolutionChange`]): stops the CAPTURE queue,
+    /// frees its V4L2 buffers and starts it again with `buffers`, allocated for the new
+    /// format. Decoding resumes with the first frame of the new resolution.
+    pub fn restart_capture(&mut self, buffers: &[Buffer]) -> Result<()> {
+        if let Some(mut old) = self.capture.take() {
+            old.release()?;
+        }
+        self.start_capture(buffers)
     }
 }

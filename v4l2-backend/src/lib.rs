@@ -15,7 +15,7 @@ pub mod probe;
 pub mod queue;
 pub mod sys;
 
-pub use decoder::StatefulDecoder;
+pub use decoder::{LastBuffer, StatefulDecoder};
 pub use device::{Device, Direction, QueueFormat};
 pub use encoder::StatefulEncoder;
 pub use format::{drm_to_v4l2, v4l2_to_drm, PixelFormat};
