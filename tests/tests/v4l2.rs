@@ -634,6 +634,17 @@ fn vicodec_decoder_follows_a_resolution_change_mid_stream() {
                     println!("resolution change after {} frames: {f:?}", decoded.len());
                     size = (f.width, f.height);
                     changes.push(size);
+                    // The 640x480 buffers are refused for 1280x720 frames, by name and
+                    // cause; the decoder stays ready for the right ones.
+                    let stale = dec
+                        .restart_capture(&buffers_of(&frames))
+                        .expect_err("640x480 buffers accepted for 1280x720 frames");
+                    println!("old buffers for the new format: {stale}");
+                    assert!(
+                        matches!(&stale, Error::Incompatible { device, kind: ConstraintKind::Plane, .. }
+                            if device.contains("stateful-decoder")),
+                        "{stale:?}"
+                    );
                     frames = decoder_frames(&allocator, &frame_importer, size);
                     dec.restart_capture(&buffers_of(&frames)).unwrap();
                     // Every chunk is queued: drain, so that the end is flagged too.
