@@ -495,16 +495,11 @@ fn vicodec_encode_decode_round_trip_into_cenalloc_buffers() {
 
         let frame_importer: Arc<dyn Importer> =
             Arc::new(V4l2Importer::new(dev.clone(), Direction::Capture));
-        let request = BufferRequest::image(width, height, fourcc, Usage::VIDEO_DECODE);
-        let frames: Vec<Buffer> = (0..2)
-            .map(|_| {
-                allocator
-                    .allocate_and_import(&request, std::slice::from_ref(&frame_importer))
-                    .unwrap_or_else(|e| panic!("decoded frame buffer: {e}"))
-                    .buffer()
-                    .clone()
-            })
-            .collect();
+        let frames = buffers_of(&decoder_frames(
+            &allocator,
+            &frame_importer,
+            (width, height),
+        ));
         dec.start_capture(&frames).unwrap();
         dec.drain().unwrap();
 
