@@ -109,21 +109,25 @@ impl StatefulDecoder {
     /// Waits for `V4L2_EVENT_SOURCE_CHANGE` and returns the CAPTURE format (VIDIOC_G_FMT)
     /// the decoded frames will have.
     pub fn wait_source_change(&mut self, timeout: Duration) -> Result<QueueFormat> {
-        let name = self.dev.display_name();
+        match self.wait_event(timeout, &[sys::EVENT_SOURCE_CHANGE])? {
+            Some(_) => self.dev.format(Direction::Capture),
+            None => Err(timed_out(format!(
+                "{}: no SOURCE_CHANGE event within {timeout:?}",
+                self.dev.display_name()
+            ))),
+        }
+    }
+
+    /// The type of the first event among `wanted` within `timeout` (others are skipped);
+    /// `None` when none came.
+    fn wait_event(&self, timeout: Duration, wanted: &[u32]) -> Result<Option<u32>> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match dequeue_event(&self.dev, left)? {
-                Some(ev) if ev.type_ == sys::EVENT_SOURCE_CHANGE => {
-                    return self.dev.format(Direction::Capture);
-                }
-                Some(ev) => log::debug!("{name}: event {} while waiting", ev.type_),
-                None => {
-                    return Err(Error::io(
-                        format!("{name}: no SOURCE_CHANGE event within {timeout:?}"),
-                        std::io::Error::from(std::io::ErrorKind::TimedOut),
-                    ))
-                }
+                Some(ev) if wanted.contains(&ev.type_) => return Ok(Some(ev.type_)),
+                Some(ev) => log::debug!("{}: event {} skipped", self.dev.display_name(), ev.type_),
+                None => return Ok(None),
             }
         }
     }
@@ -175,7 +179,6 @@ impl StatefulDecoder {
     /// up to `timeout`) or a drain finished. A LAST buffer with neither a drain asked for nor
     /// a source-change event is an error.
     pub fn after_last(&mut self, timeout: Duration) -> Result<LastBuffer> {
-        let name = self.dev.display_name();
         // After a drain, the end needs no event (not every driver sends EOS); a resolution
         // change still has its event queued, before the buffer.
         let wait = if self.draining {
@@ -183,28 +186,23 @@ impl StatefulDecoder {
         } else {
             timeout
         };
-        let deadline = std::time::Instant::now() + wait;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match dequeue_event(&self.dev, left)? {
-                Some(ev) if ev.type_ == sys::EVENT_SOURCE_CHANGE => {
-                    let format = self.dev.format(Direction::Capture)?;
-                    log::debug!("{name}: resolution change to {format:?}");
-                    return Ok(LastBuffer::ResolutionChange(format));
-                }
-                Some(ev) if ev.type_ == sys::EVENT_EOS => return Ok(LastBuffer::Drained),
-                Some(ev) => log::debug!("{name}: event {} after a LAST buffer", ev.type_),
-                None if self.draining => return Ok(LastBuffer::Drained),
-                None => {
-                    return Err(Error::io(
-                        format!(
-                            "{name}: a buffer flagged LAST without a drain, and no \
-                             SOURCE_CHANGE event within {timeout:?}"
-                        ),
-                        std::io::Error::from(std::io::ErrorKind::TimedOut),
-                    ))
-                }
+        let wanted = [sys::EVENT_SOURCE_CHANGE, sys::EVENT_EOS];
+        match self.wait_event(wait, &wanted)? {
+            Some(sys::EVENT_SOURCE_CHANGE) => {
+                let format = self.dev.format(Direction::Capture)?;
+                log::debug!(
+                    "{}: resolution change to {format:?}",
+                    self.dev.display_name()
+                );
+                Ok(LastBuffer::ResolutionChange(format))
             }
+            Some(_) => Ok(LastBuffer::Drained),
+            None if self.draining => Ok(LastBuffer::Drained),
+            None => Err(timed_out(format!(
+                "{}: a buffer flagged LAST without a drain, and no SOURCE_CHANGE event within \
+                 {timeout:?}",
+                self.dev.display_name()
+            ))),
         }
     }
 
@@ -217,4 +215,9 @@ impl StatefulDecoder {
         }
         self.start_capture(buffers)
     }
+}
+
+/// An I/O error saying `what` did not happen in time.
+fn timed_out(what: String) -> Error {
+    Error::io(what, std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
