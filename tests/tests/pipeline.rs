@@ -1,6 +1,6 @@
 //! The zero-copy pipelines in the guest: `camera-to-display` (vivid → vkms) and
-//! `decode-to-display` (vicodec → vkms), each verified frame by frame through the vkms
-//! writeback connector, and the teardown when the camera stops or is unplugged mid-stream.
+//! `decode-to-display` (vicodec → vkms, also across a mid-stream resolution change), each
+//! verified frame by frame through the vkms writeback connector, and the teardown when the camera stops or is unplugged mid-stream.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -229,6 +229,61 @@ fn decode_to_display_verifies_10_vicodec_frames_on_vkms() {
     assert!(
         stdout.contains("decoded frames against the encoded pattern: lowest PSNR"),
         "no fidelity check of the decoded frames:\n{stdout}"
+    );
+    assert_released(&stdout);
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn decode_to_display_follows_a_resolution_change_on_vkms() {
+    let fbs_before = vkms_framebuffers();
+    // Growing (the old frames are too small) and shrinking.
+    for (from, to) in [("640x480", "1280x720"), ("800x600", "640x480")] {
+        let args = ["--frames", "6", "--size", from, "--resize", to, "--verify"];
+        let (out, stdout, stderr) = run("decode-to-display", &args);
+        assert!(
+            out.status.success(),
+            "decode-to-display {from} → {to} failed:\n{stdout}{stderr}"
+        );
+        for size in [from, to] {
+            assert!(
+                stdout.contains(&format!("encoded 3 frames of XR24 {size}")),
+                "{stdout}"
+            );
+        }
+        assert!(
+            stdout.contains(&format!(
+                "resolution change after 3 frames: {to}, new frames"
+            )),
+            "the change to {to} was not followed after the third frame:\n{stdout}"
+        );
+        assert_eq!(
+            stdout.matches("plan: source ").count(),
+            2,
+            "one plan per size:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("verified 6/6 frames"),
+            "not every frame verified bit-exact at its own size:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("decoded frames against the encoded pattern: lowest PSNR"),
+            "{stdout}"
+        );
+        assert_released(&stdout);
+    }
+    // On the virtual output (a new mode at the change) rather than the writeback connector.
+    let args = ["--frames", "4", "--resize", "1280x720"];
+    let (out, stdout, stderr) = run("decode-to-display", &args);
+    assert!(
+        out.status.success(),
+        "decode-to-display on screen failed:\n{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("resolution change after 2 frames: 1280x720")
+            && stdout.contains("displayed 4 frames"),
+        "{stdout}"
     );
     assert_released(&stdout);
     assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");

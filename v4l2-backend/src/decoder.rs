@@ -210,10 +210,19 @@ impl StatefulDecoder {
     /// frees its V4L2 buffers and starts it again with `buffers`, allocated for the new
     /// format. Decoding resumes with the first frame of the new resolution.
     pub fn restart_capture(&mut self, buffers: &[Buffer]) -> Result<()> {
-        if let Some(mut old) = self.capture.take() {
-            old.release()?;
-        }
+        self.release_capture()?;
         self.start_capture(buffers)
+    }
+
+    /// Stops the CAPTURE queue and frees its V4L2 buffers (the cenalloc buffers stay with
+    /// their owners, e.g. still on screen), so that the CAPTURE format can be set again
+    /// before [`StatefulDecoder::start_capture`]: [`StatefulDecoder::restart_capture`] in
+    /// two steps. Does nothing before the queue was started.
+    pub fn release_capture(&mut self) -> Result<()> {
+        match self.capture.take() {
+            Some(mut old) => old.release(),
+            None => Ok(()),
+        }
     }
 }
 

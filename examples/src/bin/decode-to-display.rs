@@ -3,26 +3,52 @@
 //!
 //! A moving pattern is first encoded to FWHT with vicodec's stateful encoder. The decoder then
 //! writes each frame into a buffer cenalloc allocated for decoder + display (the plan's reasons
-//! are printed), and the display shows that same buffer. `--verify` drives the CRTC with the
-//! vkms writeback connector and compares every read-back frame with the decoded one.
+//! are printed), and the display shows that same buffer. With `--resize WxH` the second half
+//! of the stream is encoded at that size: at the change the decoder flags its last buffer of
+//! the old size, and the pipeline plans and allocates frames of the new size for decoder and
+//! display (the new plan is printed) while the display switches mode. `--verify` drives the
+//! CRTC with the vkms writeback connector and compares every read-back frame with the decoded
+//! one.
 
 use std::process::ExitCode;
 
 use cenalloc::Allocator;
 use cenalloc_examples::pipeline::args::{run_main, Options};
-use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay};
+use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay, ResolutionChange};
 use cenalloc_examples::pipeline::resources::{check_released, Held};
 use cenalloc_examples::pipeline::screen::Screen;
 use cenalloc_examples::pipeline::verify::Verifier;
 use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
 
 const USAGE: &str = "usage: decode-to-display [--display PATH|DRIVER] [--frames N] [--buffers N] \
-[--size WxH] [--verify] [--snapshots DIR]
+[--size WxH] [--resize WxH] [--verify] [--snapshots DIR]
   encodes N frames of a generated pattern with vicodec's stateful-encoder, decodes them with
-  its stateful-decoder into cenalloc buffers and shows them on the display (default vkms)";
+  its stateful-decoder into cenalloc buffers and shows them on the display (default vkms);
+  --resize: the stream changes to WxH after the first half of the frames";
 
 /// Decoded frames must be at least this close to the pattern they were encoded from.
 const MIN_PSNR_DB: f64 = 30.0;
+
+/// Prints the resolution changes the pipeline followed; true when they are the one `--resize`
+/// asked for (none without it).
+fn followed_every_change(changes: &[ResolutionChange], opts: &Options) -> bool {
+    for c in changes {
+        println!(
+            "resolution change after {} frames: {}x{}, new frames for decoder + display\n{}",
+            c.after_frames, c.size.0, c.size.1, c.plan
+        );
+    }
+    let sizes: Vec<(u32, u32)> = changes.iter().map(|c| c.size).collect();
+    let expected: Vec<(u32, u32)> = opts
+        .resize
+        .filter(|&r| r != opts.size)
+        .into_iter()
+        .collect();
+    if sizes != expected {
+        println!("expected resolution changes {expected:?}, the decoder reported {sizes:?}");
+    }
+    sizes == expected
+}
 
 fn main() -> ExitCode {
     let defaults = Options {
@@ -38,14 +64,25 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     let display = devices::open_display(&opts.display)?;
     let allocator = Allocator::new();
     let before = Held::now(&display);
-    let chunks = encode_pattern(&allocator, encoder.clone(), opts.size, opts.frames)?;
-    println!(
-        "encoded {} frames of XR24 {}x{} into {} bytes of FWHT with vicodec",
-        chunks.len(),
-        opts.size.0,
-        opts.size.1,
-        chunks.iter().map(Vec::len).sum::<usize>()
-    );
+    let half = match opts.resize {
+        Some(_) => opts.frames / 2,
+        None => opts.frames,
+    };
+    let mut chunks = Vec::new();
+    for (size, frames) in [(opts.size, 0..half)]
+        .into_iter()
+        .chain(opts.resize.map(|size| (size, half..opts.frames)))
+    {
+        let part = encode_pattern(&allocator, encoder.clone(), size, frames)?;
+        println!(
+            "encoded {} frames of XR24 {}x{} into {} bytes of FWHT with vicodec",
+            part.len(),
+            size.0,
+            size.1,
+            part.iter().map(Vec::len).sum::<usize>()
+        );
+        chunks.extend(part);
+    }
     println!(
         "decoder {} → display {}, {} buffers",
         decoder.display_name(),
@@ -67,7 +104,7 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
         if opts.verify {
             pipeline.measure_fidelity();
         }
-        if opts.verify {
+        let shown = if opts.verify {
             let every = (opts.frames / 4).max(1);
             let mut verifier = Verifier::new(
                 &allocator,
@@ -102,7 +139,8 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
                 println!("displayed {n} frames");
                 n == opts.frames
             })
-        }
+        };
+        shown.map(|ok| followed_every_change(&pipeline.changes, opts) && ok)
     };
     // Everything the pipeline held is dropped by now: V4L2 buffers, framebuffers, GEM
     // handles, dma-bufs.

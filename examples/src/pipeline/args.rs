@@ -15,6 +15,8 @@ pub struct Options {
     pub buffers: u32,
     /// `--size WxH`.
     pub size: (u32, u32),
+    /// `--resize WxH`: the decoded stream changes to this size halfway through.
+    pub resize: Option<(u32, u32)>,
     /// `--verify`.
     pub verify: bool,
     /// `--snapshots DIR`.
@@ -36,6 +38,7 @@ impl Default for Options {
             frames: 30,
             buffers: 4,
             size: (640, 480),
+            resize: None,
             verify: false,
             snapshots: None,
             stop_camera_after: None,
@@ -45,15 +48,15 @@ impl Default for Options {
     }
 }
 
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
+fn parse_size(option: &str, s: &str) -> Result<(u32, u32), String> {
     let (w, h) = s
         .split_once(['x', 'X'])
-        .ok_or_else(|| format!("--size {s}: expected WxH, e.g. 640x480"))?;
+        .ok_or_else(|| format!("{option} {s}: expected WxH, e.g. 640x480"))?;
     let n = |v: &str| {
         v.parse::<u32>()
             .ok()
             .filter(|&v| v > 0)
-            .ok_or_else(|| format!("--size {s}: {v:?} is not a positive number"))
+            .ok_or_else(|| format!("{option} {s}: {v:?} is not a positive number"))
     };
     Ok((n(w)?, n(h)?))
 }
@@ -92,7 +95,8 @@ impl Options {
                 "--display" => o.display = value("--display")?,
                 "--frames" => o.frames = number("--frames", value("--frames")?)?,
                 "--buffers" => o.buffers = number("--buffers", value("--buffers")?)?,
-                "--size" => o.size = parse_size(&value("--size")?)?,
+                "--size" => o.size = parse_size("--size", &value("--size")?)?,
+                "--resize" => o.resize = Some(parse_size("--resize", &value("--resize")?)?),
                 "--verify" => o.verify = true,
                 "--snapshots" => o.snapshots = Some(value("--snapshots")?.into()),
                 "--out" => o.out = Some(value("--out")?.into()),
@@ -111,6 +115,12 @@ impl Options {
             return Err(format!(
                 "--buffers {}: at least 2 (one on screen, one being captured)",
                 o.buffers
+            ));
+        }
+        if o.resize.is_some() && o.frames < 2 {
+            return Err(format!(
+                "--resize with --frames {}: at least 2 (half before the change, half after)",
+                o.frames
             ));
         }
         Ok(o)
@@ -181,6 +191,8 @@ mod tests {
             "/tmp/s",
             "--stop-camera-after",
             "2",
+            "--resize",
+            "1280x720",
         ])
         .unwrap();
         assert_eq!(o.camera, "/dev/video3");
@@ -189,6 +201,7 @@ mod tests {
         assert!(o.verify);
         assert_eq!(o.snapshots, Some(PathBuf::from("/tmp/s")));
         assert_eq!(o.stop_camera_after, Some(2));
+        assert_eq!(o.resize, Some((1280, 720)));
     }
 
     #[test]
@@ -199,6 +212,12 @@ mod tests {
         assert!(parse(&["--size", "0x480"])
             .unwrap_err()
             .contains("positive"));
+        assert!(parse(&["--resize", "1280"])
+            .unwrap_err()
+            .contains("--resize 1280: expected WxH"));
+        assert!(parse(&["--resize", "800x600", "--frames", "1"])
+            .unwrap_err()
+            .contains("at least 2"));
         assert!(parse(&["--frames", "many"])
             .unwrap_err()
             .contains("not a number"));

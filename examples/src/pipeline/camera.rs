@@ -17,13 +17,17 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where captured frames go: shown on a screen, or shown and read back.
 pub trait FrameSink {
-    /// Shows `fb` (the framebuffer of `frame`) and returns once the frame shown before it is
-    /// no longer read by the display.
+    /// Shows `fb` (the framebuffer of `frame`) at the frame's size, following a change of
+    /// size from one frame to the next, and returns once the frame shown before it is no
+    /// longer read by the display.
     fn show(&mut self, fb: framebuffer::Handle, frame: &Buffer) -> Result<(), PipelineError>;
 }
 
+/// Shows each frame at a mode of the frame's size (a new mode when the size changes).
 impl FrameSink for crate::pipeline::screen::Screen {
-    fn show(&mut self, fb: framebuffer::Handle, _frame: &Buffer) -> Result<(), PipelineError> {
+    fn show(&mut self, fb: framebuffer::Handle, frame: &Buffer) -> Result<(), PipelineError> {
+        let layout = frame.layout();
+        self.resize((layout.width, layout.height))?;
         crate::pipeline::screen::Screen::show(self, fb)
     }
 }

@@ -1,23 +1,22 @@
 //! The zero-copy decoder → display loop: vicodec's stateful decoder writes frames into a pool
 //! of buffers imported into the decoder and the display, which scans them out as they are.
 //! The FWHT stream it decodes is made first by vicodec's stateful encoder from a generated
-//! pattern.
+//! pattern, optionally changing resolution partway; at such a change the loop plans and
+//! allocates a new pool at the new size and the display follows with a new mode.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use cenalloc::{
-    Allocator, Buffer, BufferRequest, CpuAccess, Fourcc, Importer, Plan, Pool, PooledBuffer, Usage,
-};
+use cenalloc::{Allocator, Buffer, BufferRequest, CpuAccess, Fourcc, Importer, Plan, Usage};
 use cenalloc_drm::DrmDevice;
 use cenalloc_v4l2::{
-    Device, Direction, PixelFormat, StatefulDecoder, StatefulEncoder, V4l2Importer,
+    Device, Direction, LastBuffer, PixelFormat, QueueFormat, StatefulDecoder, StatefulEncoder,
+    V4l2Importer,
 };
-use drm::control::framebuffer;
 
 use crate::pipeline::camera::FrameSink;
 use crate::pipeline::frames::{shared_frames, SharedFrames};
-use crate::pipeline::PipelineError;
+use crate::pipeline::{plan_text, PipelineError};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -48,13 +47,13 @@ fn blob(
         .clone())
 }
 
-/// Encodes `frames` generated XRGB8888 frames of `size` with vicodec's stateful encoder
-/// (`encoder`) and returns one FWHT bitstream chunk per frame.
+/// Encodes generated XRGB8888 frames number `frames` of `size` with vicodec's stateful
+/// encoder (`encoder`) and returns one FWHT bitstream chunk per frame.
 pub fn encode_pattern(
     allocator: &Allocator,
     encoder: Arc<Device>,
     (width, height): (u32, u32),
-    frames: u32,
+    frames: std::ops::Range<u32>,
 ) -> Result<Vec<Vec<u8>>, PipelineError> {
     let mut enc = StatefulEncoder::new(
         encoder.clone(),
@@ -80,7 +79,7 @@ pub fn encode_pattern(
     enc.start(1, std::slice::from_ref(&output))?;
     let stride = input.layout().planes[0].stride as usize;
     let mut chunks = Vec::new();
-    for n in 0..frames {
+    for n in frames {
         {
             let mut map = input.map(CpuAccess::Write)?;
             let data = map.as_mut_slice();
@@ -108,24 +107,44 @@ pub fn encode_pattern(
     Ok(chunks)
 }
 
-/// A stateful decoder and a display sharing a pool of XRGB8888 buffers.
+/// A stateful decoder and a display sharing a pool of XRGB8888 buffers, planned and allocated
+/// anew when the stream changes resolution.
 pub struct DecodeToDisplay {
+    // Field order is drop order: the decoder's queues let go of the buffers first.
     decoder: StatefulDecoder,
-    frames: Vec<PooledBuffer>,
-    framebuffers: Vec<framebuffer::Handle>,
+    shared: SharedFrames,
+    /// Frames of the sizes before a resolution change, kept until a frame of the new size is
+    /// on screen: the display may still be scanning one of them out.
+    retired: Vec<SharedFrames>,
     bitstream: Vec<Buffer>,
     chunks: Vec<Vec<u8>>,
-    pool: Pool,
-    size: (u32, u32),
+    allocator: Allocator,
+    display: DrmDevice,
+    buffers: u32,
+    usage: Usage,
     /// With [`DecodeToDisplay::measure_fidelity`]: PSNR in dB of each shown frame against the
     /// pattern it was encoded from.
     pub psnr: Option<Vec<f64>>,
+    /// The stream's resolution changes, in order.
+    pub changes: Vec<ResolutionChange>,
+}
+
+/// A resolution change the decode loop followed.
+#[derive(Debug, Clone)]
+pub struct ResolutionChange {
+    /// Frames shown before it.
+    pub after_frames: u32,
+    /// The new frame size.
+    pub size: (u32, u32),
+    /// The plan of the new pool, as [`plan_text`] prints it.
+    pub plan: String,
 }
 
 impl DecodeToDisplay {
-    /// Starts decoding `chunks` on `decoder`: queues the first, waits for the stream's format,
-    /// asks for XR24 frames, lets cenalloc plan for decoder + display and gives the decoder a
-    /// pool of `buffers` buffers imported into both.
+    /// Starts decoding `chunks` on `decoder` (`size` is a hint; the stream decides): queues
+    /// the first, waits for the stream's format, asks for XR24 frames of its size, lets
+    /// cenalloc plan for decoder + display and gives the decoder a pool of `buffers` buffers
+    /// imported into both.
     pub fn new(
         allocator: &Allocator,
         decoder: Arc<Device>,
@@ -157,30 +176,20 @@ impl DecodeToDisplay {
         dec.queue_bitstream(0, &bitstream[0], first.len() as u32)?;
         let stream = dec.wait_source_change(TIMEOUT)?;
         log::info!("decoder CAPTURE format after SOURCE_CHANGE: {stream:?}");
-        let SharedFrames {
-            frames,
-            framebuffers,
-            pool,
-        } = shared_frames(
-            allocator,
-            &decoder,
-            display,
-            (width, height),
-            buffers,
-            Usage::VIDEO_DECODE | usage,
-            "decode-to-display",
-        )?;
-        let plain: Vec<Buffer> = frames.iter().map(|f| f.buffer().clone()).collect();
-        dec.start_capture(&plain)?;
+        let usage = Usage::VIDEO_DECODE | usage;
+        let shared = decoded_frames(allocator, &mut dec, display, &stream, buffers, usage)?;
         Ok(DecodeToDisplay {
             decoder: dec,
-            frames,
-            framebuffers,
+            shared,
+            retired: Vec::new(),
             bitstream,
             chunks,
-            pool,
-            size: (width, height),
+            allocator: allocator.clone(),
+            display: display.clone(),
+            buffers,
+            usage,
             psnr: None,
+            changes: Vec::new(),
         })
     }
 
@@ -190,13 +199,39 @@ impl DecodeToDisplay {
         self.psnr = Some(Vec::new());
     }
 
-    /// The plan every frame buffer follows.
+    /// The plan every frame buffer of the current size follows.
     pub fn plan(&self) -> &Plan {
-        self.pool.plan()
+        self.shared.pool.plan()
+    }
+
+    /// Follows a resolution change to `format` after `shown` frames: frees the decoder's
+    /// CAPTURE buffers, plans and allocates frames of the new size for decoder + display and
+    /// restarts the decoder's CAPTURE queue with them. The old frames are kept (one may be on
+    /// screen) until a new one is shown.
+    fn follow(&mut self, format: &QueueFormat, shown: u32) -> Result<(), PipelineError> {
+        self.decoder.release_capture()?;
+        let next = decoded_frames(
+            &self.allocator,
+            &mut self.decoder,
+            &self.display,
+            format,
+            self.buffers,
+            self.usage,
+        )?;
+        self.retired.push(std::mem::replace(&mut self.shared, next));
+        let change = ResolutionChange {
+            after_frames: shown,
+            size: (format.width, format.height),
+            plan: plan_text(self.plan()),
+        };
+        log::info!("resolution change: {change:?}");
+        self.changes.push(change);
+        Ok(())
     }
 
     /// Decodes every chunk and shows each decoded frame: DQBUF → show → QBUF the frame shown
-    /// before. Returns the number of frames shown.
+    /// before; at a resolution change (a buffer flagged LAST with a source-change event), new
+    /// frames of the new size. Returns the number of frames shown.
     pub fn run(&mut self, sink: &mut dyn FrameSink) -> Result<u32, PipelineError> {
         let name = self.decoder.device().display_name();
         let total = self.chunks.len() as u32;
@@ -248,30 +283,69 @@ impl DecodeToDisplay {
                 Err(e) => return Err(stopped(e.to_string())),
             };
             let index = d.index as usize;
-            let Some(buffer) = self.frames.get(index).map(|f| f.buffer().clone()) else {
+            let Some(buffer) = self.shared.frames.get(index).map(|f| f.buffer().clone()) else {
                 return Err(stopped(format!("dequeued unknown buffer index {index}")));
             };
-            if d.is_error() || d.bytesused.first().copied().unwrap_or(0) == 0 {
+            let empty = d.bytesused.first().copied().unwrap_or(0) == 0;
+            if !d.is_error() && !empty {
+                sink.show(self.shared.framebuffers[index], &buffer)?;
+                // No frame of an older size is on screen any more.
+                self.retired.clear();
+                if let Some(psnr) = &mut self.psnr {
+                    psnr.push(fidelity(&buffer, frames)?);
+                }
+                if let Some(prev) = shown.replace(d.index) {
+                    let prev_buffer = self.shared.frames[prev as usize].buffer().clone();
+                    self.decoder.requeue_frame(prev, &prev_buffer)?;
+                }
+                frames += 1;
+            } else if !d.is_last() {
                 log::warn!("{name}: frame {} empty or corrupted; dropped", d.sequence);
                 self.decoder.requeue_frame(d.index, &buffer)?;
                 continue;
             }
-            sink.show(self.framebuffers[index], &buffer)?;
-            if let Some(psnr) = &mut self.psnr {
-                psnr.push(fidelity(&buffer, frames, self.size)?);
+            if d.is_last() {
+                match self.decoder.after_last(TIMEOUT)? {
+                    LastBuffer::ResolutionChange(format) => {
+                        self.follow(&format, frames)?;
+                        // The frame on screen belongs to the old queue.
+                        shown = None;
+                    }
+                    LastBuffer::Drained => break,
+                }
             }
-            if let Some(prev) = shown.replace(d.index) {
-                let prev_buffer = self.frames[prev as usize].buffer().clone();
-                self.decoder.requeue_frame(prev, &prev_buffer)?;
-            }
-            frames += 1;
         }
         Ok(frames)
     }
 }
 
-/// PSNR in dB of the 24 colour bits of `buffer` against generated frame `n`.
-fn fidelity(buffer: &Buffer, n: u32, (width, height): (u32, u32)) -> Result<f64, PipelineError> {
+/// Sets up frames for the decoder's CAPTURE `format` (XR24 at its size) shared with `display`
+/// and starts the decoder's CAPTURE queue with them.
+fn decoded_frames(
+    allocator: &Allocator,
+    decoder: &mut StatefulDecoder,
+    display: &DrmDevice,
+    format: &QueueFormat,
+    buffers: u32,
+    usage: Usage,
+) -> Result<SharedFrames, PipelineError> {
+    let shared = shared_frames(
+        allocator,
+        decoder.device(),
+        display,
+        (format.width, format.height),
+        buffers,
+        usage,
+        "decode-to-display",
+    )?;
+    let plain: Vec<Buffer> = shared.frames.iter().map(|f| f.buffer().clone()).collect();
+    decoder.start_capture(&plain)?;
+    Ok(shared)
+}
+
+/// PSNR in dB of the 24 colour bits of `buffer` (at its own size) against generated frame `n`.
+fn fidelity(buffer: &Buffer, n: u32) -> Result<f64, PipelineError> {
+    let (width, height) = (buffer.layout().width, buffer.layout().height);
     let map = buffer.map(CpuAccess::Read)?;
     let stride = buffer.layout().planes[0].stride as usize;
     let mut sum = 0f64;

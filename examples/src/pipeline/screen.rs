@@ -1,6 +1,6 @@
 //! Showing framebuffers full-screen on a display output at the frames' own size: a thin
 //! wrapper of `cenalloc_drm::kms::Display` that sets the mode with the first frame and flips
-//! after that.
+//! after that, and sets a new mode when the frames change size.
 
 use cenalloc_drm::kms::Display;
 use cenalloc_drm::DrmDevice;
@@ -11,6 +11,7 @@ use crate::pipeline::PipelineError;
 /// One connector, the CRTC driving it and the CRTC's primary plane, lit at one mode.
 #[derive(Debug)]
 pub struct Screen {
+    dev: DrmDevice,
     display: Display,
     lit: bool,
 }
@@ -20,9 +21,26 @@ impl Screen {
     /// for it and that CRTC's primary plane.
     pub fn new(dev: &DrmDevice, size: (u32, u32)) -> Result<Screen, PipelineError> {
         Ok(Screen {
+            dev: dev.clone(),
             display: Display::with_size(dev, size)?,
             lit: false,
         })
+    }
+
+    /// The size of the mode frames are shown at.
+    pub fn size(&self) -> (u32, u32) {
+        self.display.size()
+    }
+
+    /// Switches to a `width`×`height` mode (on the first connected output offering one) for
+    /// the frames that follow, which [`Screen::show`] then modesets to. The frame on screen
+    /// stays there until then.
+    pub fn resize(&mut self, size: (u32, u32)) -> Result<(), PipelineError> {
+        if size != self.display.size() {
+            self.display = Display::with_size(&self.dev, size)?;
+            self.lit = false;
+        }
+        Ok(())
     }
 
     /// Shows `fb` full-screen; the first call sets the mode. Returns once the flip is done,

@@ -17,8 +17,11 @@ use crate::pipeline::camera::{framebuffer_of, FrameSink};
 use crate::pipeline::PipelineError;
 
 /// Shows frames on the writeback connector's CRTC and checks each read-back frame bit-exact
-/// against the source buffer (the 24 colour bits; XRGB8888's X byte is undefined).
+/// against the source buffer (the 24 colour bits; XRGB8888's X byte is undefined). Each frame
+/// is shown at a mode of its own size: when frames change size, the read-back targets follow.
 pub struct Verifier {
+    allocator: Allocator,
+    display: DrmDevice,
     writeback: Writeback,
     targets: Vec<(SharedBuffer, framebuffer::Handle)>,
     next: usize,
@@ -44,36 +47,16 @@ impl Verifier {
         snapshot_every: u32,
     ) -> Result<Verifier, PipelineError> {
         let writeback = Writeback::new(display)?;
-        if !writeback.sizes().contains(&size) {
-            return Err(PipelineError::Setup(format!(
-                "{}: the writeback connector has no {}x{} mode",
-                display.name(),
-                size.0,
-                size.1
-            )));
-        }
         if let Some(dir) = &snapshots {
             std::fs::create_dir_all(dir).map_err(|source| PipelineError::Io {
                 what: dir.display().to_string(),
                 source,
             })?;
         }
-        let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(display.clone())];
-        let request = BufferRequest::image(
-            size.0,
-            size.1,
-            Fourcc::Xrgb8888,
-            Usage::SCANOUT | Usage::CPU_READ,
-        )
-        .with_name("writeback target");
-        let targets = (0..2)
-            .map(|_| {
-                let shared = allocator.allocate_and_import(&request, &importers)?;
-                let fb = framebuffer_of(&shared, display)?;
-                Ok((shared, fb))
-            })
-            .collect::<Result<Vec<_>, PipelineError>>()?;
+        let targets = targets(allocator, display, &writeback, size)?;
         Ok(Verifier {
+            allocator: allocator.clone(),
+            display: display.clone(),
             writeback,
             targets,
             next: 0,
@@ -86,12 +69,21 @@ impl Verifier {
         })
     }
 
-    /// Shows `fb`, reads the CRTC's output back and compares it with `frame`.
+    /// Shows `fb` at the size of `frame`, reads the CRTC's output back and compares it with
+    /// `frame`.
     pub fn check(
         &mut self,
         fb: framebuffer::Handle,
         frame: &Buffer,
     ) -> Result<bool, PipelineError> {
+        let size = (frame.layout().width, frame.layout().height);
+        if size != self.size {
+            // The old targets go first: the display holds at most one set.
+            self.targets.clear();
+            self.targets = targets(&self.allocator, &self.display, &self.writeback, size)?;
+            self.next = 0;
+            self.size = size;
+        }
         let (target, target_fb) = &self.targets[self.next];
         self.next = (self.next + 1) % self.targets.len();
         self.writeback
@@ -133,6 +125,39 @@ impl Verifier {
         }
         Ok(differing == 0)
     }
+}
+
+/// Two XRGB8888 read-back targets of `size` on `display`, which must offer a mode of that size
+/// on its writeback connector.
+fn targets(
+    allocator: &Allocator,
+    display: &DrmDevice,
+    writeback: &Writeback,
+    size: (u32, u32),
+) -> Result<Vec<(SharedBuffer, framebuffer::Handle)>, PipelineError> {
+    if !writeback.sizes().contains(&size) {
+        return Err(PipelineError::Setup(format!(
+            "{}: the writeback connector has no {}x{} mode",
+            display.name(),
+            size.0,
+            size.1
+        )));
+    }
+    let importers: Vec<Arc<dyn Importer>> = vec![Arc::new(display.clone())];
+    let request = BufferRequest::image(
+        size.0,
+        size.1,
+        Fourcc::Xrgb8888,
+        Usage::SCANOUT | Usage::CPU_READ,
+    )
+    .with_name("writeback target");
+    (0..2)
+        .map(|_| {
+            let shared = allocator.allocate_and_import(&request, &importers)?;
+            let fb = framebuffer_of(&shared, display)?;
+            Ok((shared, fb))
+        })
+        .collect()
 }
 
 impl FrameSink for Verifier {
