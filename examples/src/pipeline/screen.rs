@@ -27,11 +27,6 @@ impl Screen {
         })
     }
 
-    /// The size of the mode frames are shown at.
-    pub fn size(&self) -> (u32, u32) {
-        self.display.size()
-    }
-
     /// Switches to a `width`×`height` mode (on the first connected output offering one) for
     /// the frames that follow, which [`Screen::show`] then modesets to. The frame on screen
     /// stays there until then.

@@ -78,8 +78,7 @@ impl Verifier {
     ) -> Result<bool, PipelineError> {
         let size = (frame.layout().width, frame.layout().height);
         if size != self.size {
-            // The old targets go first: the display holds at most one set.
-            self.targets.clear();
+            // Replaced only once the new ones exist: an error leaves the verifier usable.
             self.targets = targets(&self.allocator, &self.display, &self.writeback, size)?;
             self.next = 0;
             self.size = size;
