@@ -14,7 +14,9 @@
 //!
 //! Options: `--quick` (fewer, shorter batches; one process; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
-//! pipeline-bench alone; `counts`: the counts alone), `--timeout S` (guest).
+//! pipeline-bench alone; `counts`: the counts alone), `--timeout S` (guest), `--against
+//! BINARY [--rounds N]` (this build's `cenalloc-bench` and another build of it timed in
+//! alternation in one boot, N processes each, default 8; see [`crate::against`]).
 
 use std::process::Command;
 use std::time::Duration;
@@ -88,6 +90,8 @@ pub fn main(args: &[String]) -> Result<i32> {
     let mut bench_args: Vec<String> = Vec::new();
     let mut only: Option<String> = None;
     let mut quick = false;
+    let mut against: Option<std::path::PathBuf> = None;
+    let mut rounds = 8;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -109,17 +113,43 @@ pub fn main(args: &[String]) -> Result<i32> {
                 opts.timeout =
                     Duration::from_secs(v.parse().map_err(|_| format!("--timeout {v}"))?);
             }
+            "--against" => {
+                i += 1;
+                let path = args
+                    .get(i)
+                    .ok_or("--against needs a cenalloc-bench binary")?;
+                let path =
+                    std::fs::canonicalize(path).map_err(|e| format!("--against {path}: {e}"))?;
+                against = Some(path);
+            }
+            "--rounds" => {
+                i += 1;
+                let v = args.get(i).ok_or("--rounds needs a number")?;
+                rounds = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--rounds {v}: not a number of rounds"))?;
+            }
             other => {
                 return Err(format!(
-                    "bench: unknown option {other} (use --quick, --only GROUP, --timeout S)"
+                    "bench: unknown option {other} (use --quick, --only GROUP, --timeout S, \
+                     --against BINARY, --rounds N)"
                 ))
             }
         }
         i += 1;
     }
     let bench_groups = !matches!(only.as_deref(), Some("pipelines" | "counts"));
-    let pipelines = only.is_none() || only.as_deref() == Some("pipelines");
-    let counts = only.is_none() || only.as_deref() == Some("counts");
+    if against.is_some() && (!bench_groups || quick) {
+        return Err(
+            "--against compares cenalloc-bench groups in full runs: drop --quick and \
+                    --only pipelines/counts"
+                .into(),
+        );
+    }
+    let pipelines = against.is_none() && (only.is_none() || only.as_deref() == Some("pipelines"));
+    let counts = against.is_none() && (only.is_none() || only.as_deref() == Some("counts"));
     crate::packages::ensure()?;
     if counts {
         crate::packages::ensure_also(&["valgrind", "strace"])?;
@@ -151,7 +181,20 @@ pub fn main(args: &[String]) -> Result<i32> {
         script.push_str(&tsc_wait_script());
     }
     let mut expected = Vec::new();
-    if bench_groups {
+    if let Some(other) = &against {
+        // Both binaries run from the share: the guest sees target/ read-only.
+        let (this_bin, other_bin) = (share_out.join("this-bench"), share_out.join("other-bench"));
+        std::fs::copy(release.join("cenalloc-bench"), &this_bin).map_err(|e| e.to_string())?;
+        std::fs::copy(other, &other_bin)
+            .map_err(|e| format!("copying {}: {e}", other.display()))?;
+        script.push_str(&crate::against::guest_script(
+            &this_bin.to_string_lossy(),
+            &other_bin.to_string_lossy(),
+            &share,
+            &bench_args,
+            rounds,
+        ));
+    } else if bench_groups {
         script.push_str(&bench_runs_script(
             &release.join("cenalloc-bench").to_string_lossy(),
             &share,
@@ -200,6 +243,15 @@ pub fn main(args: &[String]) -> Result<i32> {
             copied += 1;
         }
     }
+    if against.is_some() && outcome.status == Some(0) {
+        match crate::against::report(&share_out, &out) {
+            Ok(text) => println!("\n{text}\nresults in {}", out.join("against.txt").display()),
+            Err(e) => {
+                eprintln!("xtask bench: --against: {e}");
+                return Ok(1);
+            }
+        }
+    }
     if counts && outcome.status == Some(0) {
         match crate::counts::report(&share_out, &out) {
             Ok(text) => println!("\n{text}"),
@@ -209,7 +261,7 @@ pub fn main(args: &[String]) -> Result<i32> {
             }
         }
     }
-    if copied == expected.len() {
+    if !expected.is_empty() && copied == expected.len() {
         println!("\nresults in {}", out.display());
     }
     match outcome.status {

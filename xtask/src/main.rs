@@ -7,6 +7,7 @@
 //! - `demo`: the main job: boot the guest and show what cenalloc sees and decides.
 //! - `bench`: benchmarks in the guest; table and JSON in `target/bench/`.
 
+mod against;
 mod bench;
 mod counts;
 mod demo;

@@ -311,7 +311,18 @@ impl DecodeToDisplay {
                         // The frame on screen belongs to the old queue.
                         shown = None;
                     }
-                    LastBuffer::Drained => break,
+                    LastBuffer::Drained if frames == total => break,
+                    // Nothing asked the decoder to drain: it ended the stream early.
+                    LastBuffer::Drained => {
+                        return Err(PipelineError::ProducerStopped {
+                            device: name.clone(),
+                            frames,
+                            detail: format!(
+                                "the decoder signalled the end of the stream (drained) after \
+                                 {frames} of {total} frames without being asked to drain"
+                            ),
+                        })
+                    }
                 }
             }
         }
