@@ -113,7 +113,8 @@ fn spread(runs: &[f64]) -> String {
 fn table(this: &Value, other: &Value) -> String {
     let theirs = ratios(other);
     let mut text = String::from(
-        "ratio (median of each build's processes)          this build   other build   difference\n",
+        "every ratio of this build and of the other (each the median of its processes), and \
+         their difference\n\n",
     );
     for ours in ratios(this) {
         let target = ours
