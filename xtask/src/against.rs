@@ -7,9 +7,10 @@
 //! the same path 1 % apart) and how the boot went (the same binary 0.5–1 % apart from one boot
 //! to the next). A change is judged by this comparison, not by two full runs on different days.
 //!
-//! Each round runs one process of each build (`--one-of 5`: a fifth of a full run's rounds),
-//! the build that goes first alternating from round to round; each build's processes are then
-//! merged as `cargo xtask bench` merges its five (medians of the processes' ratios).
+//! Each round runs one process of each build with the share of a full run's rounds each of
+//! `cargo xtask bench`'s five processes gets (`--one-of 5`), the build that goes first
+//! alternating from round to round; each build's processes are then merged as `cargo xtask
+//! bench` merges its five (medians of the processes' ratios).
 
 use std::path::Path;
 
@@ -39,9 +40,10 @@ pub fn guest_script(
         for b in order {
             script.push_str(&format!(
                 "echo \"round {round}/{rounds}: {build}\" >&2\n\
-                 {bin} --out {share}/{build}-{round} --one-of 5 {args} >/dev/null\n",
+                 {bin} --out {share}/{build}-{round} --one-of {runs} {args} >/dev/null\n",
                 build = BUILDS[b],
                 bin = binaries[b],
+                runs = crate::bench::BENCH_RUNS,
             ));
         }
     }

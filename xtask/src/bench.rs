@@ -26,7 +26,7 @@ use crate::{kernel, process, workspace_root, Result};
 
 /// Processes `cenalloc-bench` runs in (its rounds shared among them), merged into one table:
 /// under TCG each process's address-space layout sets its own speed.
-const BENCH_RUNS: usize = 5;
+pub(crate) const BENCH_RUNS: usize = 5;
 
 /// The guest script's exit status when the guest came up without the TSC clocksource.
 const NO_TSC: i32 = 75;
