@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::plan::{choose_source, KernelName};
-use crate::plan_cache::PlanCache;
+use crate::plan::{choose_source, PlanParts};
 use crate::source::{discover, SystemRoot};
 use crate::{
-    merge, Buffer, BufferKind, BufferRequest, Constraints, Error, Importer, Layout, MemorySource,
-    Modifier, PendingBuffer, Plan, Result, SharedBuffer, SourceChoice, SourceKind,
-    SourceProperties, UnavailableSource, Usage,
+    merge, Buffer, BufferRequest, Constraints, Error, Importer, Layout, MemorySource, Modifier,
+    PendingBuffer, Plan, Result, SharedBuffer, SourceChoice, SourceKind, SourceProperties,
+    UnavailableSource, Usage,
 };
 
 /// Knows the memory sources of the system and turns requests into buffers.
@@ -17,7 +16,6 @@ use crate::{
 pub struct Allocator {
     sources: Vec<Arc<dyn MemorySource>>,
     unavailable: Vec<UnavailableSource>,
-    plans: Arc<PlanCache>,
 }
 
 impl Default for Allocator {
@@ -49,7 +47,6 @@ impl Allocator {
         Allocator {
             sources,
             unavailable,
-            plans: Arc::default(),
         }
     }
 
@@ -58,7 +55,6 @@ impl Allocator {
         Allocator {
             sources,
             unavailable: Vec::new(),
-            plans: Arc::default(),
         }
     }
 
@@ -83,7 +79,8 @@ impl Allocator {
     }
 
     /// Decides, without allocating, how `request` shared by `importers` would be allocated:
-    /// merged constraints, source, layout, and the reasons.
+    /// merged constraints, source, layout, and the reasons. Keep the plan to allocate from it
+    /// again ([`Allocator::allocate`]); nothing is remembered here.
     pub fn plan(&self, request: &BufferRequest, importers: &[Arc<dyn Importer>]) -> Result<Plan> {
         self.plan_inner(request, importers, None)
     }
@@ -106,7 +103,10 @@ impl Allocator {
         only: Option<&str>,
     ) -> Result<Plan> {
         crate::merge::validate_request(request)?;
-        let constraints = constraints_of(request, importers)?;
+        let constraints: Vec<Constraints> = importers
+            .iter()
+            .map(|i| i.constraints(request))
+            .collect::<Result<_>>()?;
         self.plan_from(request, importers, &constraints, only)
     }
 
@@ -194,9 +194,10 @@ impl Allocator {
         };
         reasons.extend(decision.reasons);
         reasons.push(layout_sentence(&layout));
-        let dmabuf_name = buffer_name(request);
-        Ok(Plan {
+        Ok(Plan::new(PlanParts {
             request: request.clone(),
+            importers: importers.to_vec(),
+            merged,
             source: SourceChoice {
                 kind: source.kind(),
                 name: source.name().to_owned(),
@@ -204,16 +205,9 @@ impl Allocator {
             },
             source_properties: source.properties().clone(),
             exporter: None,
-            size: layout.size,
-            modifier: layout.modifier,
-            verified_layout: None,
             layout,
-            merged,
             reasons,
-            kernel_name: KernelName::new(&dmabuf_name),
-            name: dmabuf_name,
-            source_index: self.sources.iter().position(|s| Arc::ptr_eq(s, &source)),
-        })
+        }))
     }
 
     fn device_plan(
@@ -238,130 +232,91 @@ impl Allocator {
             layout_sentence(&layout)
         ));
         let c = &merged.constraints;
-        let dmabuf_name = buffer_name(request);
-        Ok(Plan {
+        let source_properties = SourceProperties {
+            contiguous: c.contiguous,
+            max_contiguous: None,
+            cache: c.cache,
+            max_address: c.dma_addr_limit,
+            protected: c.protected,
+            scarce: false,
+            explicit_only: false,
+        };
+        Ok(Plan::new(PlanParts {
             request: request.clone(),
+            importers: importers.to_vec(),
+            merged,
             source: SourceChoice {
                 kind: SourceKind::Device,
                 name,
                 path: None,
             },
-            source_properties: SourceProperties {
-                contiguous: c.contiguous,
-                max_contiguous: None,
-                cache: c.cache,
-                max_address: c.dma_addr_limit,
-                protected: c.protected,
-                scarce: false,
-                explicit_only: false,
-            },
+            source_properties,
             exporter: Some(exporter),
-            size: layout.size,
-            modifier,
-            verified_layout: layout
-                .check(&merged.constraints)
-                .is_ok()
-                .then(|| layout.clone()),
             layout,
-            merged,
             reasons,
-            kernel_name: KernelName::new(&dmabuf_name),
-            name: dmabuf_name,
-            source_index: None,
-        })
+        }))
     }
 
-    /// Allocates the buffer `plan` describes (from its memory source, or by asking the
-    /// exporting device) and names it. `importers` must be the ones the plan was made for.
-    pub fn allocate(&self, plan: &Plan, importers: &[Arc<dyn Importer>]) -> Result<Buffer> {
-        let buffer = match plan.exporter {
+    /// Allocates one buffer as `plan` says (from its memory source, or by asking the
+    /// exporting device) and imports it into every device of the plan. If any import fails,
+    /// the imports already made are released and the error names the device.
+    pub fn allocate(&self, plan: &Plan) -> Result<SharedBuffer> {
+        let buffer = self.allocate_buffer(plan)?;
+        SharedBuffer::import(buffer, plan.clone())
+    }
+
+    /// Plans for `request` shared by `importers`, allocates once and imports the buffer into
+    /// every importer: [`Allocator::plan`] then [`Allocator::allocate`]. Every call plans
+    /// anew; to allocate many buffers for one decision, keep the plan or use a
+    /// [`crate::Pool`].
+    pub fn allocate_and_import(
+        &self,
+        request: &BufferRequest,
+        importers: &[Arc<dyn Importer>],
+    ) -> Result<SharedBuffer> {
+        let plan = self.plan(request, importers)?;
+        self.allocate(&plan)
+    }
+
+    /// The buffer `plan` describes, allocated and named, imported nowhere yet.
+    pub(crate) fn allocate_buffer(&self, plan: &Plan) -> Result<Buffer> {
+        let buffer = match plan.exporter() {
             Some(i) => {
-                let exported = self.export_from(plan, i, importers)?;
+                let exported = self.export_from(plan, i)?;
                 Buffer::from_export(
                     exported,
-                    plan.source.clone(),
-                    Some(plan.source_properties.clone()),
-                )?
+                    plan.source().clone(),
+                    Some(plan.source_properties().clone()),
+                )
             }
             None => {
-                let fd = self.allocate_fd(plan)?;
-                let mut buffer =
-                    Buffer::new_unchecked(fd, plan.layout.clone(), plan.source.clone());
-                buffer.set_source_properties(plan.source_properties.clone());
-                buffer
+                let source = self
+                    .source(&plan.source().name)
+                    .ok_or_else(|| Error::NoSource {
+                        reasons: vec![format!(
+                            "{}: not a source of this allocator",
+                            plan.source().name
+                        )],
+                    })?;
+                let fd = source.allocate(plan.size())?;
+                Buffer::new_unchecked(
+                    fd,
+                    plan.layout().clone(),
+                    plan.source().clone(),
+                    Some(plan.source_properties().clone()),
+                )
             }
         };
         Ok(named(buffer, plan))
-    }
-
-    /// [`Allocator::allocate`] for a plan many buffers share: a buffer from a memory source
-    /// refers to the plan for its layout and origin instead of copying them. Inlined, as is
-    /// everything on the way of a planned buffer (see [`Allocator::realize_plan`]).
-    #[inline(always)]
-    fn allocate_planned(
-        &self,
-        plan: &Arc<Plan>,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<Buffer> {
-        let buffer = match plan.exporter {
-            Some(i) => {
-                let exported = self.export_from(plan, i, importers)?;
-                Buffer::exported(exported, plan.clone())?
-            }
-            None => Buffer::planned(self.allocate_fd(plan)?, plan.clone()),
-        };
-        Ok(named(buffer, plan))
-    }
-
-    /// The plan's memory source allocates `plan.size` bytes.
-    #[inline(always)]
-    fn allocate_fd(&self, plan: &Plan) -> Result<std::os::fd::OwnedFd> {
-        // Where planning found it, unless the plan names another source now.
-        let name = plan.source.name.as_bytes();
-        let planned = plan
-            .source_index
-            .and_then(|i| self.sources.get(i))
-            .filter(|s| crate::plan::same_bytes(s.name().as_bytes(), name));
-        let source = match planned {
-            Some(source) => source,
-            None => self.source_named(plan)?,
-        };
-        source.allocate(plan.size)
-    }
-
-    /// The source the plan names, looked up by name.
-    fn source_named(&self, plan: &Plan) -> Result<&Arc<dyn MemorySource>> {
-        self.source(&plan.source.name)
-            .ok_or_else(|| Error::NoSource {
-                reasons: vec![format!(
-                    "{}: not a source of this allocator",
-                    plan.source.name
-                )],
-            })
     }
 
     /// The plan's exporting device (importer `i`) allocates the buffer; its layout must be
     /// the requested image and suit every device.
-    #[inline(always)]
-    fn export_from(
-        &self,
-        plan: &Plan,
-        i: usize,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<crate::Exported> {
-        let exporter = importers.get(i).ok_or_else(|| {
-            Error::InvalidRequest(format!(
-                "the plan's exporter #{i} is not among the {} importers given",
-                importers.len()
-            ))
-        })?;
-        let exported = exporter.export(&plan.request, &plan.merged)?;
+    fn export_from(&self, plan: &Plan, i: usize) -> Result<crate::Exported> {
+        let exporter = &plan.importers()[i];
+        let exported = exporter.export(plan.request(), plan.merged())?;
         let got = exported.layout();
-        // The layout planning already checked (which is the requested image): the usual case.
-        if plan.verified(got) {
-            return Ok(exported);
-        }
-        let want = &plan.layout;
+        let want = plan.layout();
         if (got.fourcc, got.width, got.height) != (want.fourcc, want.width, want.height) {
             return Err(Error::Incompatible {
                 device: exporter.name().to_owned(),
@@ -377,9 +332,7 @@ impl Allocator {
                 ),
             });
         }
-        exported
-            .layout()
-            .check(&plan.merged.constraints)
+        got.check(&plan.merged().constraints)
             .map_err(|(kind, reason)| Error::Incompatible {
                 device: exporter.name().to_owned(),
                 kind,
@@ -387,105 +340,12 @@ impl Allocator {
             })?;
         Ok(exported)
     }
-
-    /// Plans, allocates once and imports the buffer into every importer. If any import fails,
-    /// the imports already made are released and the error names the device.
-    ///
-    /// The plan of an identical earlier request for the same importer objects is reused while
-    /// every importer gives the same constraints; how that is checked is the importer's
-    /// choice ([`Importer::constraints_change`]): not at all, by its import, or by asking
-    /// again.
-    pub fn allocate_and_import(
-        &self,
-        request: &BufferRequest,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<SharedBuffer> {
-        let Some((plan, checked_on_import)) = self.plans.get(request, importers) else {
-            return self.plan_and_realize(request, importers);
-        };
-        if !checked_on_import {
-            return self.realize(plan, importers);
-        }
-        self.realize_checked_on_import(plan, request, importers)
-    }
-
-    /// Realizes a reused plan some importer checks on import: a refusal means its
-    /// requirements changed since the plan was made (a V4L2 queue switched input or
-    /// format), so the buffer is planned anew from what every device requires now, once.
-    #[inline(never)]
-    fn realize_checked_on_import(
-        &self,
-        plan: Arc<Plan>,
-        request: &BufferRequest,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<SharedBuffer> {
-        match self.realize_plan(plan, importers) {
-            Err(refusal) if is_refusal(&refusal) => {
-                log::debug!(
-                    "a device refused a buffer of a reused plan ({refusal}); planning anew"
-                );
-                self.plan_and_realize(request, importers)
-            }
-            done => done,
-        }
-    }
-
-    /// [`Allocator::allocate_and_import`] without a plan to reuse: plans, remembers the plan
-    /// and realizes it.
-    #[cold]
-    #[inline(never)]
-    fn plan_and_realize(
-        &self,
-        request: &BufferRequest,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<SharedBuffer> {
-        crate::merge::validate_request(request)?;
-        let constraints = constraints_of(request, importers)?;
-        let plan = self.plan_from(request, importers, &constraints, None)?;
-        let plan = self.plans.keep(plan, importers, constraints);
-        self.realize_plan(plan, importers)
-    }
-
-    /// Allocates the buffer of an existing plan and imports it into every importer.
-    ///
-    /// This is the path of every buffer of a pool or swapchain, so its steps are inlined into
-    /// one function: under emulation (the guest benchmarks run under TCG) a call and return
-    /// on this path cost 30–50 ns, as much as dozens of plain instructions.
-    #[inline]
-    pub fn realize_plan(
-        &self,
-        plan: impl Into<Arc<Plan>>,
-        importers: &[Arc<dyn Importer>],
-    ) -> Result<SharedBuffer> {
-        self.realize(plan.into(), importers)
-    }
-
-    /// [`Allocator::realize_plan`], inlined into every caller on the path of each buffer.
-    #[inline(always)]
-    fn realize(&self, plan: Arc<Plan>, importers: &[Arc<dyn Importer>]) -> Result<SharedBuffer> {
-        let buffer = self.allocate_planned(&plan, importers)?;
-        SharedBuffer::import(buffer, importers, plan)
-    }
-}
-
-/// A device saying the buffer does not suit it (rather than failing to take it).
-fn is_refusal(e: &Error) -> bool {
-    matches!(e, Error::Incompatible { .. } | Error::Unsupported { .. })
-}
-
-/// What every importer requires for `request`, in importer order.
-fn constraints_of(
-    request: &BufferRequest,
-    importers: &[Arc<dyn Importer>],
-) -> Result<Vec<Constraints>> {
-    importers.iter().map(|i| i.constraints(request)).collect()
 }
 
 /// Names the dma-buf after the plan; a buffer that cannot be named is still a good buffer.
-#[inline(always)]
 fn named(buffer: Buffer, plan: &Plan) -> Buffer {
-    if let Err(e) = buffer.set_kernel_name(&plan.kernel_name()) {
-        log::debug!("could not name the buffer {:?}: {e}", plan.name);
+    if let Err(e) = buffer.set_name(plan.name()) {
+        log::debug!("could not name the buffer {:?}: {e}", plan.name());
     }
     buffer
 }
@@ -501,22 +361,4 @@ fn layout_sentence(layout: &Layout) -> String {
         layout.size,
         planes.join("; ")
     )
-}
-
-/// The request's name, or a descriptive one: `cenalloc NV12 1920x1080`.
-fn buffer_name(request: &BufferRequest) -> String {
-    if let Some(name) = &request.name {
-        return name.clone();
-    }
-    match request.kind {
-        BufferKind::Image {
-            width,
-            height,
-            fourcc,
-        } => format!(
-            "cenalloc {} {width}x{height}",
-            crate::format::fourcc_name(fourcc)
-        ),
-        BufferKind::Blob { size } => format!("cenalloc blob {size}"),
-    }
 }

@@ -3,8 +3,9 @@
 use crate::Modifier;
 
 /// CPU cache policy of the buffer's memory as seen by a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum CachePolicy {
     /// Either is fine.
     #[default]
@@ -16,7 +17,8 @@ pub enum CachePolicy {
 }
 
 /// A device's own requirement on one plane (e.g. V4L2's bytesperline and sizeimage).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PlaneConstraint {
     /// Smallest acceptable stride in bytes.
     pub min_stride: u64,
@@ -30,7 +32,8 @@ pub struct PlaneConstraint {
 ///
 /// Alignments accept any positive value (not only powers of two); `1` means "no requirement".
 /// `None` limits mean "no limit".
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Constraints {
     /// The device needs physically contiguous memory (no IOMMU, dma-contig).
     pub contiguous: bool,

@@ -3,8 +3,9 @@
 use std::io;
 
 /// A constraint that can conflict between devices or with a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum ConstraintKind {
     /// Physically contiguous memory.
     Contiguous,
@@ -110,16 +111,34 @@ pub enum Error {
     /// The operation needs the buffer idle, but devices still hold it.
     #[error("buffer is busy: {0}")]
     Busy(String),
-    /// A device refused to import the buffer.
-    #[error("{device}: import failed: {reason}")]
+    /// A device refused to import the buffer: the kernel said no to one step.
+    #[error("{device}: import failed at {step}: {source}")]
     Import {
         /// The device.
         device: String,
-        /// Why.
-        reason: String,
-        /// The OS error, if any.
+        /// The step that failed (e.g. `PRIME fd to handle`, `ADDFB2`, `VIDIOC_QBUF`).
+        step: String,
+        /// The OS error.
         #[source]
-        source: Option<io::Error>,
+        source: io::Error,
+    },
+    /// A device backend failed; `source` is the backend's own typed error (e.g.
+    /// `cenalloc_drm::DrmError`), reachable with `downcast_ref`.
+    #[error("{device}: {source}")]
+    Device {
+        /// The device.
+        device: String,
+        /// The backend's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A layout whose planes do not fit its buffer.
+    #[error("invalid layout: {}{reason}", .plane.map(|p| format!("plane {p}: ")).unwrap_or_default())]
+    InvalidLayout {
+        /// The plane at fault, if one is.
+        plane: Option<usize>,
+        /// What is wrong.
+        reason: String,
     },
     /// A memory source failed to allocate.
     #[error("{source_name}: allocation of {size} bytes failed: {error}")]

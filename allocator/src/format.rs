@@ -11,7 +11,7 @@
 use crate::merge::lcm;
 use crate::{
     BufferKind, ConstraintKind, Constraints, Error, Fourcc, Layout, MergedConstraints, Modifier,
-    PlaneLayout, Planes, Result,
+    PlaneLayout, Result,
 };
 
 /// Geometry of one plane of a format.
@@ -215,11 +215,11 @@ pub(crate) fn compute_layout(
                 width: 0,
                 height: 0,
                 modifier,
-                planes: Planes::from_slice(&[PlaneLayout {
+                planes: vec![PlaneLayout {
                     offset: 0,
                     stride: 0,
                     size: want,
-                }]),
+                }],
                 size: total,
             });
         }
@@ -298,7 +298,7 @@ pub(crate) fn compute_layout(
         u64::from(c.height_align),
         "padded height",
     )?;
-    let mut planes = Planes::with_capacity(info.planes.len());
+    let mut planes = Vec::with_capacity(info.planes.len());
     let mut end = 0u64;
     for (p, g) in info.planes.iter().enumerate() {
         let stride = stride0 / g.stride_divisor;

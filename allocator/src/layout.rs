@@ -1,9 +1,12 @@
 //! Planes, strides, offsets and total size of a buffer.
 
-use crate::{BufferKind, ConstraintKind, Constraints, Fourcc, MergedConstraints, Modifier, Result};
+use crate::{
+    BufferKind, ConstraintKind, Constraints, Error, Fourcc, MergedConstraints, Modifier, Result,
+};
 
 /// One plane of a buffer inside its dma-buf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PlaneLayout {
     /// Byte offset of the plane in the dma-buf.
     pub offset: u64,
@@ -13,30 +16,21 @@ pub struct PlaneLayout {
     pub size: u64,
 }
 
-/// The planes of a layout. One plane (RGB formats, most scan-out buffers) is kept inline, so
-/// such a layout is built, cloned and dropped without an allocation; multi-planar layouts
-/// keep theirs on the heap (inline room for four would make every layout and buffer three
-/// times larger to move).
-pub type Planes = smallvec::SmallVec<[PlaneLayout; 1]>;
-
-/// The full layout of a buffer: what an importer needs besides the fd.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// The full layout of a buffer: what an importer needs besides the fd. Every plane lies
+/// inside the buffer's size; [`Layout::new`] checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Layout {
-    /// Pixel format; `None` for a blob.
-    #[serde(serialize_with = "serialize_fourcc")]
-    pub fourcc: Option<Fourcc>,
-    /// Width in pixels (0 for a blob).
-    pub width: u32,
-    /// Height in pixels (0 for a blob).
-    pub height: u32,
-    /// Modifier of the layout.
-    pub modifier: Modifier,
-    /// Planes, in format order.
-    pub planes: Planes,
-    /// Total size of the dma-buf in bytes.
-    pub size: u64,
+    #[cfg_attr(feature = "serde", serde(serialize_with = "serialize_fourcc"))]
+    pub(crate) fourcc: Option<Fourcc>,
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) modifier: Modifier,
+    pub(crate) planes: Vec<PlaneLayout>,
+    pub(crate) size: u64,
 }
 
+#[cfg(feature = "serde")]
 fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S::Ok, S::Error> {
     match f {
         Some(f) => s.serialize_str(&crate::format::fourcc_name(*f)),
@@ -45,15 +39,90 @@ fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S:
 }
 
 impl Layout {
-    /// No planes, no size: a placeholder.
-    pub(crate) const EMPTY: Layout = Layout {
-        fourcc: None,
-        width: 0,
-        height: 0,
-        modifier: Modifier::INVALID,
-        planes: Planes::new_const(),
-        size: 0,
-    };
+    /// An image (`fourcc` is `Some`) or blob layout of `size` bytes whose planes lie at the
+    /// given offsets. Fails with [`Error::InvalidLayout`] when there is no plane, or a plane
+    /// does not lie inside `size`.
+    pub fn new(
+        fourcc: Option<Fourcc>,
+        width: u32,
+        height: u32,
+        modifier: Modifier,
+        planes: Vec<PlaneLayout>,
+        size: u64,
+    ) -> Result<Layout> {
+        if planes.is_empty() {
+            return Err(Error::InvalidLayout {
+                plane: None,
+                reason: "a layout needs at least one plane".into(),
+            });
+        }
+        for (i, p) in planes.iter().enumerate() {
+            let end = p.offset.checked_add(p.size);
+            if end.is_none_or(|end| end > size) {
+                return Err(Error::InvalidLayout {
+                    plane: Some(i),
+                    reason: format!(
+                        "offset {} + size {} lies beyond the buffer's {size} bytes",
+                        p.offset, p.size
+                    ),
+                });
+            }
+        }
+        Ok(Layout {
+            fourcc,
+            width,
+            height,
+            modifier,
+            planes,
+            size,
+        })
+    }
+
+    /// A blob of `size` bytes: one plane without rows, LINEAR.
+    pub fn blob(size: u64) -> Layout {
+        Layout {
+            fourcc: None,
+            width: 0,
+            height: 0,
+            modifier: Modifier::LINEAR,
+            planes: vec![PlaneLayout {
+                offset: 0,
+                stride: 0,
+                size,
+            }],
+            size,
+        }
+    }
+
+    /// Pixel format; `None` for a blob.
+    pub fn fourcc(&self) -> Option<Fourcc> {
+        self.fourcc
+    }
+
+    /// Width in pixels (0 for a blob).
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels (0 for a blob).
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Modifier of the layout.
+    pub fn modifier(&self) -> Modifier {
+        self.modifier
+    }
+
+    /// Planes, in format order.
+    pub fn planes(&self) -> &[PlaneLayout] {
+        &self.planes
+    }
+
+    /// Total size of the dma-buf in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
 
     /// Computes the layout of `kind` that satisfies every merged constraint (alignments,
     /// per-plane minimum strides and sizes, maxima), with overflow-checked arithmetic.

@@ -11,16 +11,18 @@
 //! [`source`] finds dma-buf heaps and udmabuf; [`plan`] chooses a source and explains why;
 //! [`allocator`] turns plans into [`Buffer`]s imported into every device ([`SharedBuffer`]);
 //! [`pending`] attaches devices before memory exists; [`pool`] reuses buffers; the optional
-//! `smithay` module converts to smithay's types. All `unsafe` lives in the private `sys`
-//! module (ioctls and mmap).
+//! `smithay` module converts to smithay's types (feature `smithay`). All `unsafe` lives in
+//! the private `sys` module (ioctls and mmap).
 //!
 //! This crate knows no device API: DRM and V4L2 devices plug in through the [`Importer`] trait,
 //! implemented by the `cenalloc-drm` and `cenalloc-v4l2` crates.
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod allocator;
 pub mod buffer;
 pub mod constraints;
-mod device_list;
 pub mod error;
 pub mod format;
 pub mod importer;
@@ -29,13 +31,13 @@ pub mod merge;
 pub mod modifier;
 pub mod pending;
 pub mod plan;
-mod plan_cache;
 pub mod pool;
 pub mod request;
 pub mod shared;
 pub mod source;
 pub mod usage;
 
+#[allow(unsafe_code)]
 mod sys;
 
 #[cfg(test)]
@@ -50,10 +52,8 @@ pub use crate::allocator::Allocator;
 pub use buffer::{Buffer, CpuAccess, FenceAccess, Mapping};
 pub use constraints::{CachePolicy, Constraints, PlaneConstraint};
 pub use error::{ConstraintKind, Error, Result};
-pub use importer::{
-    into_import, ConstraintsChange, ExportToken, Exported, Import, ImportSpace, Imported, Importer,
-};
-pub use layout::{Layout, PlaneLayout, Planes};
+pub use importer::{Exported, Import, Imported, Importer};
+pub use layout::{Layout, PlaneLayout};
 pub use merge::{merge, MergedConstraints, Origins};
 pub use modifier::Modifier;
 pub use pending::PendingBuffer;

@@ -12,7 +12,8 @@ use crate::{
 };
 
 /// Which device imposed each limit, as indices into [`MergedConstraints::devices`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Origins {
     /// Device that set the smallest `max_width`.
     pub max_width: Option<usize>,
@@ -38,7 +39,8 @@ pub struct Origins {
 
 /// The intersection of every attached device's constraints, with the device that imposed each
 /// restriction kept for explanations and error messages.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MergedConstraints {
     /// The combined constraints: alignments are least common multiples, maxima minima,
     /// modifiers the intersection (ordered by the first device's preference), `contiguous` and

@@ -4,8 +4,9 @@ use std::fmt;
 
 /// A DRM format modifier. Kept as a plain `u64` newtype so it can be ordered and put in sets;
 /// converts to and from [`drm_fourcc::DrmModifier`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
 pub struct Modifier(pub u64);
 
 impl Modifier {

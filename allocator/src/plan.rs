@@ -4,17 +4,17 @@
 //! cached before uncached, heaps before udmabuf) and takes the first that satisfies the merged
 //! constraints; every source ruled out gets a sentence saying why.
 
-use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::{
-    BufferRequest, CachePolicy, Layout, MemorySource, MergedConstraints, SourceKind,
-    SourceProperties,
+    BufferKind, BufferRequest, CachePolicy, Importer, Layout, MemorySource, MergedConstraints,
+    SourceKind, SourceProperties,
 };
 
 /// Which memory source a plan chose.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SourceChoice {
     /// Heap, udmabuf or device.
     pub kind: SourceKind,
@@ -24,140 +24,174 @@ pub struct SourceChoice {
     pub path: Option<PathBuf>,
 }
 
-/// Merged constraints, chosen source, layout, and one human-readable reason per choice.
-#[derive(Debug, Clone, serde::Serialize)]
+/// The decision for one request shared by a set of devices: merged constraints, chosen
+/// source, layout, and one human-readable reason per choice. Made by
+/// [`crate::Allocator::plan`] without allocating; [`crate::Allocator::allocate`] allocates
+/// from it as often as asked, for the same devices. Cloning is cheap (the plan is shared).
+#[derive(Debug, Clone)]
 pub struct Plan {
-    /// The request planned for.
-    #[serde(skip)]
-    pub request: BufferRequest,
-    /// The merged constraints of every device.
-    pub merged: MergedConstraints,
-    /// Where the memory will come from.
-    pub source: SourceChoice,
-    /// What the chosen source gives (for a device exporter: what the merged constraints ask).
-    pub source_properties: SourceProperties,
-    /// Index of the importer that will export the buffer, when the source is a device.
-    pub exporter: Option<usize>,
-    /// Planes, strides, offsets. For a device exporter this is cenalloc's linear estimate;
-    /// the device's own layout replaces it at allocation.
-    pub layout: Layout,
-    /// Total size in bytes (same as `layout.size`).
-    pub size: u64,
-    /// Chosen modifier (same as `layout.modifier`).
-    pub modifier: crate::Modifier,
-    /// One sentence per decision: why this source, why this modifier, which device imposed
-    /// which alignment.
-    pub reasons: Vec<String>,
-    /// The name each buffer of the plan gets (DMA_BUF_SET_NAME; the kernel keeps 31 bytes):
-    /// the request's, or `cenalloc FOURCC WxH`.
-    pub name: String,
-    /// For a plan whose device lays the buffer out itself: the estimate, if planning found
-    /// that it satisfies `merged`. An exported layout equal to it needs no check per buffer.
-    /// Kept apart from `layout`, which callers may edit.
-    #[serde(skip)]
-    pub(crate) verified_layout: Option<Layout>,
-    /// `name` as the kernel keeps it, made once per plan.
-    #[serde(skip)]
-    pub(crate) kernel_name: KernelName,
-    /// Where `source` was among the planning allocator's sources: looked at first (and
-    /// checked by name) when a buffer is allocated.
-    #[serde(skip)]
-    pub(crate) source_index: Option<usize>,
+    inner: Arc<PlanInner>,
+}
+
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+struct PlanInner {
+    #[cfg_attr(feature = "serde", serde(skip))]
+    request: BufferRequest,
+    #[cfg_attr(feature = "serde", serde(skip))]
+    importers: Vec<Arc<dyn Importer>>,
+    merged: MergedConstraints,
+    source: SourceChoice,
+    source_properties: SourceProperties,
+    exporter: Option<usize>,
+    layout: Layout,
+    size: u64,
+    modifier: crate::Modifier,
+    reasons: Vec<String>,
+    name: String,
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.inner.serialize(s)
+    }
+}
+
+/// The parts of a plan, as the allocator decided them.
+pub(crate) struct PlanParts {
+    pub(crate) request: BufferRequest,
+    pub(crate) importers: Vec<Arc<dyn Importer>>,
+    pub(crate) merged: MergedConstraints,
+    pub(crate) source: SourceChoice,
+    pub(crate) source_properties: SourceProperties,
+    pub(crate) exporter: Option<usize>,
+    pub(crate) layout: Layout,
+    pub(crate) reasons: Vec<String>,
 }
 
 impl Plan {
-    /// The layout a device exported for this plan was already checked against the merged
-    /// constraints at planning.
-    #[inline(always)]
-    pub(crate) fn verified(&self, exported: &Layout) -> bool {
-        // Field by field rather than the derived comparison, which calls out for the planes.
-        let Some(v) = &self.verified_layout else {
-            return false;
-        };
-        v.fourcc == exported.fourcc
-            && v.width == exported.width
-            && v.height == exported.height
-            && v.modifier == exported.modifier
-            && v.size == exported.size
-            && v.planes.len() == exported.planes.len()
-            && same_planes(&v.planes, &exported.planes)
+    pub(crate) fn new(parts: PlanParts) -> Plan {
+        let name = buffer_name(&parts.request);
+        Plan {
+            inner: Arc::new(PlanInner {
+                size: parts.layout.size,
+                modifier: parts.layout.modifier,
+                request: parts.request,
+                importers: parts.importers,
+                merged: parts.merged,
+                source: parts.source,
+                source_properties: parts.source_properties,
+                exporter: parts.exporter,
+                layout: parts.layout,
+                reasons: parts.reasons,
+                name,
+            }),
+        }
     }
 
-    /// The NUL-terminated name DMA_BUF_SET_NAME takes: made at planning, made again here if
-    /// the caller has renamed the plan since.
-    #[inline(always)]
-    pub(crate) fn kernel_name(&self) -> std::borrow::Cow<'_, CStr> {
-        if self.kernel_name.is_of(&self.name) {
-            std::borrow::Cow::Borrowed(&self.kernel_name.0)
-        } else {
-            std::borrow::Cow::Owned(KernelName::new(&self.name).0)
+    /// The request planned for.
+    pub fn request(&self) -> &BufferRequest {
+        &self.inner.request
+    }
+
+    /// The devices the plan was made for, in the order given.
+    pub fn importers(&self) -> &[Arc<dyn Importer>] {
+        &self.inner.importers
+    }
+
+    /// The merged constraints of every device.
+    pub fn merged(&self) -> &MergedConstraints {
+        &self.inner.merged
+    }
+
+    /// Where the memory comes from.
+    pub fn source(&self) -> &SourceChoice {
+        &self.inner.source
+    }
+
+    /// What the chosen source gives (for a device exporter: what the merged constraints ask).
+    pub fn source_properties(&self) -> &SourceProperties {
+        &self.inner.source_properties
+    }
+
+    /// Index (among [`Plan::importers`]) of the device that allocates the buffer itself,
+    /// when the source is a device.
+    pub fn exporter(&self) -> Option<usize> {
+        self.inner.exporter
+    }
+
+    /// Planes, strides, offsets. For a device exporter this is cenalloc's linear estimate;
+    /// the device's own layout replaces it at allocation.
+    pub fn layout(&self) -> &Layout {
+        &self.inner.layout
+    }
+
+    /// Total size in bytes.
+    pub fn size(&self) -> u64 {
+        self.inner.size
+    }
+
+    /// The chosen modifier.
+    pub fn modifier(&self) -> crate::Modifier {
+        self.inner.modifier
+    }
+
+    /// One sentence per decision: why this source, why this modifier, which device imposed
+    /// which alignment.
+    pub fn reasons(&self) -> &[String] {
+        &self.inner.reasons
+    }
+
+    /// The name each buffer of the plan gets (DMA_BUF_SET_NAME; the kernel keeps 31 bytes):
+    /// the request's, or `cenalloc FOURCC WxH`.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The same plan with `importer` added, its merged constraints and one more reason
+    /// (a late attach that the existing buffer satisfies).
+    pub(crate) fn with_late_importer(
+        &self,
+        importer: Arc<dyn Importer>,
+        merged: MergedConstraints,
+        reason: String,
+    ) -> Plan {
+        let mut inner = (*self.inner).clone();
+        inner.importers.push(importer);
+        inner.merged = merged;
+        inner.reasons.push(reason);
+        Plan {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The same plan with one more reason.
+    pub(crate) fn with_reason(&self, reason: String) -> Plan {
+        let mut inner = (*self.inner).clone();
+        inner.reasons.push(reason);
+        Plan {
+            inner: Arc::new(inner),
         }
     }
 }
 
-/// Planes `a` and `b` (of equal count) have the same offsets, strides and sizes; a plain
-/// loop, which stays inline where the slice comparison would call out.
-#[inline(always)]
-fn same_planes(a: &[crate::PlaneLayout], b: &[crate::PlaneLayout]) -> bool {
-    for i in 0..a.len().min(b.len()) {
-        let (a, b) = (&a[i], &b[i]);
-        if a.offset != b.offset || a.stride != b.stride || a.size != b.size {
-            return false;
-        }
+/// The request's name, or a descriptive one: `cenalloc NV12 1920x1080`.
+fn buffer_name(request: &BufferRequest) -> String {
+    if let Some(name) = &request.name {
+        return name.clone();
     }
-    true
-}
-
-/// A dma-buf name as the kernel keeps it: at most 31 bytes (DMA_BUF_NAME_LEN - 1), cut at
-/// the first NUL.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct KernelName(pub(crate) CString);
-
-impl KernelName {
-    /// Cuts `name` to what the kernel keeps.
-    pub(crate) fn new(name: &str) -> KernelName {
-        let bytes = &name.as_bytes()[..name.len().min(31)];
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-        // No NUL in bytes[..end], so CString::new cannot fail.
-        KernelName(CString::new(&bytes[..end]).unwrap_or_default())
+    match request.kind {
+        BufferKind::Image {
+            width,
+            height,
+            fourcc,
+        } => format!(
+            "cenalloc {} {width}x{height}",
+            crate::format::fourcc_name(fourcc)
+        ),
+        BufferKind::Blob { size } => format!("cenalloc blob {size}"),
     }
-
-    /// This is what `name` is cut to (without cutting it again: a prefix comparison).
-    #[inline(always)]
-    fn is_of(&self, name: &str) -> bool {
-        let kept = self.0.as_bytes();
-        let name = name.as_bytes();
-        let Some(prefix) = name.get(..kept.len()) else {
-            return false;
-        };
-        same_bytes(kept, prefix)
-            && (name.len() == kept.len() || kept.len() == 31 || name.get(kept.len()) == Some(&0))
-    }
-}
-
-/// `a == b` for the short strings compared on every buffer (names), eight bytes at a time and
-/// inline: the slice comparison calls the C library's vectorised memcmp, which costs more
-/// than the comparison itself (and far more under emulation).
-#[inline(always)]
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (words_a, words_b) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (tail_a, tail_b) = (words_a.remainder(), words_b.remainder());
-    // As integers: compared as slices, the words may become a memcmp call again.
-    let word = |w: &[u8]| u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]));
-    for (x, y) in words_a.zip(words_b) {
-        if word(x) != word(y) {
-            return false;
-        }
-    }
-    for (x, y) in tail_a.iter().zip(tail_b) {
-        if x != y {
-            return false;
-        }
-    }
-    true
 }
 
 /// Why `source` cannot hold a buffer of `size` bytes under `merged`, if it cannot.
@@ -356,33 +390,5 @@ pub(crate) fn choose_source(
         chosen: None,
         reasons: Vec::new(),
         rejected,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::KernelName;
-
-    #[test]
-    fn kernel_names_are_cut_as_the_kernel_cuts_them() {
-        assert_eq!(
-            KernelName::new("cenalloc XR24 32x32").0.to_bytes(),
-            b"cenalloc XR24 32x32"
-        );
-        let long = "a name far longer than the thirty-one bytes the kernel keeps";
-        assert_eq!(KernelName::new(long).0.to_bytes(), &long.as_bytes()[..31]);
-        assert_eq!(KernelName::new("cut\0here").0.to_bytes(), b"cut");
-        assert_eq!(KernelName::new("").0.to_bytes(), b"");
-    }
-
-    #[test]
-    fn a_kernel_name_knows_the_name_it_was_cut_from() {
-        let long = "a name far longer than the thirty-one bytes the kernel keeps";
-        for name in ["camera0", long, "cut\0here", ""] {
-            assert!(KernelName::new(name).is_of(name), "{name:?}");
-        }
-        assert!(!KernelName::new("camera0").is_of("camera1"));
-        assert!(!KernelName::new("camera").is_of("camera0"));
-        assert!(!KernelName::new(long).is_of("a name"));
     }
 }

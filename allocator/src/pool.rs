@@ -18,8 +18,7 @@ pub struct Pool {
 #[derive(Debug)]
 struct PoolInner {
     allocator: Allocator,
-    importers: Vec<Arc<dyn Importer>>,
-    plan: Arc<Plan>,
+    plan: Plan,
     capacity: usize,
     state: Mutex<PoolState>,
 }
@@ -53,8 +52,7 @@ impl Pool {
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 allocator: allocator.clone(),
-                importers,
-                plan: Arc::new(plan),
+                plan,
                 capacity,
                 state: Mutex::new(PoolState::default()),
             }),
@@ -83,10 +81,7 @@ impl Pool {
             }
             state.allocated += 1;
         }
-        match inner
-            .allocator
-            .realize_plan(inner.plan.clone(), &inner.importers)
-        {
+        match inner.allocator.allocate(&inner.plan) {
             Ok(shared) => Ok(self.lend(shared)),
             Err(e) => {
                 let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());

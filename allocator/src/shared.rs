@@ -2,43 +2,30 @@
 
 use std::sync::Arc;
 
-use crate::device_list::DeviceList;
 use crate::{
     merge, Allocator, Buffer, CachePolicy, ConstraintKind, CpuAccess, Error, Import, Imported,
     Importer, Plan, Result,
 };
 
-/// One dma-buf, the imports of every device sharing it (in importer order), and the plan it
-/// was allocated from. Dropping it releases every import, then the buffer.
+/// One dma-buf, the imports of every device sharing it (in the plan's importer order), and
+/// the plan it was allocated from. Dropping it releases every import, then the buffer.
 #[derive(Debug)]
 pub struct SharedBuffer {
-    imports: Imports,
-    importers: Importers,
+    imports: Vec<Import>,
     buffer: Buffer,
-    plan: Arc<Plan>,
+    plan: Plan,
 }
-
-/// Imports of one buffer, one per device: a buffer one device uses (a display's own, the
-/// commonest) holds it inline, so the whole value stays small enough to be returned through
-/// every layer without a call to memcpy.
-pub(crate) type Imports = DeviceList<Import>;
-type Importers = DeviceList<Arc<dyn Importer>>;
-
-// Returned by value through every layer of the allocation path: small enough to move inline.
-const _: () = assert!(std::mem::size_of::<SharedBuffer>() <= 128);
 
 /// Imports `buffer` into every importer; on the first failure, releases the imports made so
 /// far and returns an error naming the device.
-pub(crate) fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Result<Imports> {
+fn import_all(buffer: &Buffer, importers: &[Arc<dyn Importer>]) -> Result<Vec<Import>> {
     importers
         .iter()
         .map(|imp| import_one(imp, buffer))
         .collect()
 }
 
-/// Imports `buffer` into `importer`; an error names the device. Inlined: on the way of
-/// every buffer.
-#[inline(always)]
+/// Imports `buffer` into `importer`; an error names the device.
 fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Import> {
     importer
         .import(buffer)
@@ -46,56 +33,35 @@ fn import_one(importer: &Arc<dyn Importer>, buffer: &Buffer) -> Result<Import> {
 }
 
 /// Makes sure an import error says which device failed.
-#[cold]
 fn name_device(device: &str, e: Error) -> Error {
     match e {
-        Error::Import { .. } | Error::Unsupported { .. } | Error::Incompatible { .. } => e,
+        Error::Import { .. }
+        | Error::Unsupported { .. }
+        | Error::Incompatible { .. }
+        | Error::Device { .. } => e,
         Error::Io { context, error } => Error::Import {
             device: device.to_owned(),
-            reason: context,
-            source: Some(error),
+            step: context,
+            source: error,
         },
-        other => Error::Import {
+        other => Error::Device {
             device: device.to_owned(),
-            reason: other.to_string(),
-            source: None,
+            source: Box::new(other),
         },
     }
 }
 
 impl SharedBuffer {
-    /// Imports `buffer` (allocated from `plan`) into every importer; on the first failure,
-    /// releases the imports made so far (and the buffer, unless shared elsewhere) and returns
-    /// an error naming the device.
-    #[inline(always)]
-    pub(crate) fn import(
-        buffer: Buffer,
-        importers: &[Arc<dyn Importer>],
-        plan: Arc<Plan>,
-    ) -> Result<Self> {
-        // One device (the commonest case): both lists made whole, without pushes.
-        if let [only] = importers {
-            let import = import_one(only, &buffer)?;
-            return Ok(SharedBuffer {
-                imports: Imports::one(import),
-                importers: Importers::one(Arc::clone(only)),
-                buffer,
-                plan,
-            });
-        }
-        // One loop fills both lists: this runs for every buffer.
-        let mut shared = SharedBuffer {
-            imports: Imports::new(),
-            importers: Importers::new(),
+    /// Imports `buffer` (allocated from `plan`) into every device of the plan; on the first
+    /// failure, releases the imports made so far (and the buffer, unless shared elsewhere)
+    /// and returns an error naming the device.
+    pub(crate) fn import(buffer: Buffer, plan: Plan) -> Result<Self> {
+        let imports = import_all(&buffer, plan.importers())?;
+        Ok(SharedBuffer {
+            imports,
             buffer,
             plan,
-        };
-        for importer in importers {
-            let import = import_one(importer, &shared.buffer)?;
-            shared.imports.push(import);
-            shared.importers.push(Arc::clone(importer));
-        }
-        Ok(shared)
+        })
     }
 
     /// The dma-buf.
@@ -116,9 +82,15 @@ impl SharedBuffer {
             .map(|b| &**b)
     }
 
+    /// The first import of the backend type `T` (e.g. `cenalloc_drm::DrmImport` for its GEM
+    /// handle and framebuffer).
+    pub fn import_of<T: Imported>(&self) -> Option<&T> {
+        self.imports.iter().find_map(|i| i.downcast_ref::<T>())
+    }
+
     /// The devices sharing the buffer.
     pub fn importers(&self) -> &[Arc<dyn Importer>] {
-        &self.importers
+        self.plan.importers()
     }
 
     /// The plan the buffer was allocated from.
@@ -128,11 +100,7 @@ impl SharedBuffer {
 
     /// Splits into the buffer, the imports and the plan.
     pub fn into_parts(self) -> (Buffer, Vec<Import>, Plan) {
-        (
-            self.buffer,
-            self.imports.into_vec(),
-            Arc::unwrap_or_clone(self.plan),
-        )
+        (self.buffer, self.imports, self.plan)
     }
 
     /// Adds a device after allocation. Succeeds only if the existing buffer satisfies the
@@ -146,15 +114,15 @@ impl SharedBuffer {
             kind,
             reason,
         };
-        let request = &self.plan.request;
+        let request = self.plan.request();
         let mine = importer.constraints(request)?;
-        let mut all = Vec::with_capacity(self.importers.len() + 1);
-        for imp in self.importers.iter() {
+        let mut all = Vec::with_capacity(self.importers().len() + 1);
+        for imp in self.importers() {
             all.push(imp.constraints(request)?);
         }
         all.push(mine.clone());
         let names: Vec<&str> = self
-            .importers
+            .importers()
             .iter()
             .map(|i| i.name())
             .chain(std::iter::once(name.as_str()))
@@ -179,8 +147,8 @@ impl SharedBuffer {
             .layout()
             .check(&mine)
             .map_err(|(kind, reason)| incompatible(kind, reason))?;
-        let props = &self.plan.source_properties;
-        let src = &self.plan.source.name;
+        let props = self.plan.source_properties();
+        let src = &self.plan.source().name;
         if mine.contiguous && !props.contiguous {
             return Err(incompatible(
                 ConstraintKind::Contiguous,
@@ -232,11 +200,11 @@ impl SharedBuffer {
             .import(&self.buffer)
             .map_err(|e| name_device(&name, e))?;
         self.imports.push(import);
-        self.importers.push(importer);
-        let plan = Arc::make_mut(&mut self.plan);
-        plan.merged = merged;
-        plan.reasons
-            .push(format!("late attach: the existing buffer satisfies {name}"));
+        self.plan = self.plan.with_late_importer(
+            importer,
+            merged,
+            format!("late attach: the existing buffer satisfies {name}"),
+        );
         Ok(())
     }
 
@@ -272,26 +240,24 @@ impl SharedBuffer {
                 "{others} other handle(s) to the buffer are still alive (clones or imports held outside this SharedBuffer)"
             )));
         }
-        let mut importers = self.importers.clone();
+        let mut importers = self.importers().to_vec();
         importers.extend(extra);
         let result = (|| {
-            let plan = allocator.plan(&self.plan.request, &importers)?;
-            let buffer = allocator.allocate(&plan, &importers)?;
+            let plan = allocator.plan(self.plan.request(), &importers)?;
+            let buffer = allocator.allocate_buffer(&plan)?;
             copy_contents(&self.buffer, &buffer)?;
             let imports = import_all(&buffer, &importers)?;
             Ok((plan, buffer, imports))
         })();
         match result {
-            Ok((mut plan, buffer, imports)) => {
-                let from = self.plan.source.name.clone();
+            Ok((plan, buffer, imports)) => {
+                let from = self.plan.source().name.clone();
                 let old = std::mem::replace(&mut self.buffer, buffer);
                 drop(old);
                 self.imports = imports;
-                self.importers = importers;
-                plan.reasons.push(format!(
+                self.plan = plan.with_reason(format!(
                     "migrated from {from}: allocated anew, contents copied, every device re-imported"
                 ));
-                self.plan = Arc::new(plan);
                 Ok(())
             }
             Err(e) => {
@@ -302,7 +268,7 @@ impl SharedBuffer {
     }
 
     fn restore_imports(&mut self) -> Result<()> {
-        self.imports = import_all(&self.buffer, &self.importers)?;
+        self.imports = import_all(&self.buffer, self.plan.importers())?;
         Ok(())
     }
 }

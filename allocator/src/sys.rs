@@ -280,45 +280,6 @@ mod libc_flags {
     pub(super) const O_CLOEXEC: u32 = rustix::fs::OFlags::CLOEXEC.bits();
 }
 
-/// A dma-buf fd and the device object kept alive with it (a GEM handle, a GBM buffer object),
-/// released in that order: the object, then the fd. Rust drops fields in declaration order
-/// and an unsized field must come last, so the order is kept here by hand: with the fd closed
-/// first, the kernel's freeing of a buffer a display exported costs more (measured on vkms:
-/// ~0.35 µs per buffer, ~0.8 % of a display buffer's kernel calls).
-pub(crate) struct FdAndKeepalive<K: ?Sized> {
-    pub(crate) fd: OwnedFd,
-    /// The keepalive is a real one, not a placeholder (beside the fd, in its padding).
-    pub(crate) present: bool,
-    keepalive: std::mem::ManuallyDrop<K>,
-}
-
-impl<K> FdAndKeepalive<K> {
-    #[inline(always)]
-    pub(crate) fn new(fd: OwnedFd, present: bool, keepalive: K) -> Self {
-        FdAndKeepalive {
-            fd,
-            present,
-            keepalive: std::mem::ManuallyDrop::new(keepalive),
-        }
-    }
-}
-
-impl<K: ?Sized> FdAndKeepalive<K> {
-    #[inline]
-    pub(crate) fn keepalive(&self) -> &K {
-        &self.keepalive
-    }
-}
-
-impl<K: ?Sized> Drop for FdAndKeepalive<K> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // SAFETY: the keepalive is dropped once, here, as its owner is being dropped; nothing
-        // reads it afterwards. The fd is closed after this, with the remaining fields.
-        unsafe { std::mem::ManuallyDrop::drop(&mut self.keepalive) }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

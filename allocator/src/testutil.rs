@@ -1,6 +1,5 @@
 //! Mock memory sources and importers for host unit tests of planning and allocation.
 
-use std::any::Any;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,8 +75,6 @@ pub(crate) struct MockImporter {
     pub constraints: std::sync::Mutex<Constraints>,
     pub fail_import: bool,
     pub live: Arc<AtomicUsize>,
-    /// How its constraints may change.
-    pub change: crate::ConstraintsChange,
     /// Calls of `constraints`.
     pub queries: AtomicUsize,
     /// When set, the device exports a memfd with this layout.
@@ -101,9 +98,6 @@ impl Imported for MockImport {
     fn device(&self) -> &str {
         &self.device
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 impl MockImporter {
@@ -114,7 +108,6 @@ impl MockImporter {
             constraints: constraints.into(),
             fail_import: false,
             live: Arc::new(AtomicUsize::new(0)),
-            change: crate::ConstraintsChange::AskEachTime,
             queries: AtomicUsize::new(0),
             export_layout: None,
         }
@@ -141,21 +134,6 @@ impl MockImporter {
     pub fn live(&self) -> usize {
         self.live.load(Ordering::SeqCst)
     }
-    /// A mock whose constraints are declared stable (plans for it are reused unasked).
-    pub fn stable(name: &str, constraints: Constraints) -> Arc<MockImporter> {
-        Arc::new(MockImporter {
-            change: crate::ConstraintsChange::Never,
-            ..Self::plain(name, constraints)
-        })
-    }
-    /// A mock whose import checks the buffer's row pitch against its current constraints
-    /// (plans for it are reused unasked; a refused import means they changed).
-    pub fn checked_on_import(name: &str, constraints: Constraints) -> Arc<MockImporter> {
-        Arc::new(MockImporter {
-            change: crate::ConstraintsChange::CheckedOnImport,
-            ..Self::plain(name, constraints)
-        })
-    }
     /// How often its constraints were asked for.
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
@@ -170,9 +148,6 @@ impl Importer for MockImporter {
         self.queries.fetch_add(1, Ordering::SeqCst);
         Ok(self.constraints.lock().unwrap().clone())
     }
-    fn constraints_change(&self) -> crate::ConstraintsChange {
-        self.change
-    }
     fn export(
         &self,
         request: &BufferRequest,
@@ -185,7 +160,7 @@ impl Importer for MockImporter {
                 detail: format!("cannot allocate {:?}", request.kind),
             });
         };
-        Ok(crate::Exported::new(memfd(layout.size), layout, false))
+        Ok(crate::Exported::new(memfd(layout.size), layout))
     }
     fn import(&self, buffer: &Buffer) -> Result<crate::Import> {
         if self.fail_import {
@@ -194,19 +169,8 @@ impl Importer for MockImporter {
                 std::io::Error::from_raw_os_error(22),
             ));
         }
-        if self.change == crate::ConstraintsChange::CheckedOnImport {
-            let align = self.constraints.lock().unwrap().pitch_align.max(1);
-            let stride = buffer.layout().planes[0].stride;
-            if !stride.is_multiple_of(align) {
-                return Err(Error::Incompatible {
-                    device: self.name.clone(),
-                    kind: crate::ConstraintKind::Plane,
-                    reason: format!("stride {stride} is not a multiple of {align}"),
-                });
-            }
-        }
         self.live.fetch_add(1, Ordering::SeqCst);
-        Ok(crate::into_import(MockImport {
+        Ok(Box::new(MockImport {
             device: self.name.clone(),
             _buffer: buffer.clone(),
             live: Arc::clone(&self.live),

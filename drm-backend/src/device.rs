@@ -14,8 +14,9 @@ use crate::DrmError;
 const DRM_MAJOR: u32 = 226;
 
 /// Primary (KMS-capable, `cardN`) or render (`renderDN`) node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum NodeKind {
     /// `/dev/dri/cardN`: modesetting and (for master) everything else.
     Card,
@@ -36,7 +37,8 @@ impl drm::Device for Node {}
 impl drm::control::Device for Node {}
 
 /// What sysfs says about the device behind a node.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SysfsInfo {
     /// Node name (`card1`, `renderD128`).
     pub node: String,
@@ -71,8 +73,6 @@ pub(crate) struct Shared {
     pub(crate) trial: OnceLock<ImportTrial>,
     /// Who holds which GEM handle on `node`.
     pub(crate) gem: crate::gem_handles::GemHandles,
-    /// Framebuffer layouts the device has accepted (checked once, not per import).
-    pub(crate) scanout_memo: crate::scanout_memo::ScanoutMemo,
 }
 
 /// An open DRM device node. Cheap to clone (shared fd); imports keep it alive.
@@ -220,7 +220,6 @@ impl DrmDevice {
                 probe: OnceLock::new(),
                 trial: OnceLock::new(),
                 gem: Default::default(),
-                scanout_memo: Default::default(),
             }),
         })
     }

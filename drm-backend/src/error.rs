@@ -98,26 +98,15 @@ impl DrmError {
 
 impl From<DrmError> for cenalloc::Error {
     fn from(e: DrmError) -> Self {
-        let reason = e.to_string();
         match e {
-            DrmError::NotDrm { what, .. } => cenalloc::Error::Import {
-                device: what,
-                reason,
-                source: None,
-            },
-            DrmError::StrideTooSmall { device, .. } | DrmError::Kms { device, .. } => {
-                cenalloc::Error::Import {
-                    device,
-                    reason,
-                    source: None,
-                }
-            }
             DrmError::ModifierUnsupported {
-                device, modifier, ..
+                ref device,
+                modifier,
+                ..
             } => cenalloc::Error::Unsupported {
-                device,
+                device: device.clone(),
                 kind: ConstraintKind::Modifier,
-                detail: format!("modifier {modifier}: {reason}"),
+                detail: format!("modifier {modifier}: {e}"),
             },
             DrmError::Unsupported {
                 device,
@@ -128,12 +117,30 @@ impl From<DrmError> for cenalloc::Error {
                 kind: what,
                 detail,
             },
-            DrmError::ImportRefused { device, source, .. }
-            | DrmError::Io { device, source, .. } => cenalloc::Error::Import {
-                device,
-                reason,
-                source: Some(source),
+            DrmError::StrideTooSmall { ref device, .. } => cenalloc::Error::Incompatible {
+                device: device.clone(),
+                kind: ConstraintKind::Plane,
+                reason: e.to_string(),
             },
+            DrmError::ImportRefused {
+                device,
+                step,
+                source,
+            } => cenalloc::Error::Import {
+                device,
+                step: step.to_owned(),
+                source,
+            },
+            DrmError::NotDrm { ref what, .. } => cenalloc::Error::Device {
+                device: what.clone(),
+                source: Box::new(e),
+            },
+            DrmError::Kms { ref device, .. } | DrmError::Io { ref device, .. } => {
+                cenalloc::Error::Device {
+                    device: device.clone(),
+                    source: Box::new(e),
+                }
+            }
         }
     }
 }

@@ -7,9 +7,10 @@ use std::os::fd::{AsFd as _, OwnedFd};
 use cenalloc::format::FormatInfo;
 use cenalloc::{
     BufferKind, BufferRequest, ConstraintKind, Exported, Fourcc, Layout, MergedConstraints,
-    Modifier, PlaneLayout, Planes, Usage,
+    Modifier, PlaneLayout, Usage,
 };
 use drm::buffer::Handle as GemHandle;
+use drm::control::Device as _;
 
 use crate::import::GemRef;
 use crate::probe::fourcc_code_name;
@@ -23,7 +24,6 @@ fn dmabuf_size(dev: &DrmDevice, fd: &OwnedFd) -> Result<u64, DrmError> {
         .map_err(|e| DrmError::io(dev.name(), "lseek on the exported dma-buf", e.into()))
 }
 
-#[inline(always)]
 fn image(dev: &DrmDevice, request: &BufferRequest) -> Result<(u32, u32, Fourcc), DrmError> {
     match request.kind {
         BufferKind::Image {
@@ -43,17 +43,6 @@ fn image(dev: &DrmDevice, request: &BufferRequest) -> Result<(u32, u32, Fourcc),
 /// kernel chooses the pitch and size. The buffer keeps the dumb buffer's GEM handle as a
 /// counted reference of the device, so importing it back into this device reuses the handle.
 pub fn export_dumb(
-    dev: &DrmDevice,
-    width: u32,
-    height: u32,
-    fourcc: Fourcc,
-) -> Result<Exported, DrmError> {
-    dumb_export(dev, width, height, fourcc)
-}
-
-/// [`export_dumb`], inlined into the allocator's export path.
-#[inline(always)]
-fn dumb_export(
     dev: &DrmDevice,
     width: u32,
     height: u32,
@@ -83,25 +72,27 @@ fn dumb_export(
         DrmError::io(dev.name(), "CREATE_DUMB", std::io::Error::other("handle 0"))
     })?);
     let gem = GemRef::adopt(&dev.shared, handle);
-    let fd = crate::sys::prime_handle_to_fd(dev.as_fd(), dumb.handle, PRIME_FLAGS)
+    let fd = dev
+        .shared
+        .node
+        .buffer_to_prime_fd(handle, PRIME_FLAGS)
         .map_err(|e| DrmError::io(dev.name(), "PRIME export of a dumb buffer", e))?;
     let pitch = u64::from(dumb.pitch);
-    let layout = Layout {
-        fourcc: Some(fourcc),
+    let plane = PlaneLayout {
+        offset: 0,
+        stride: pitch,
+        size: pitch * u64::from(height),
+    };
+    let layout = Layout::new(
+        Some(fourcc),
         width,
         height,
-        modifier: Modifier::LINEAR,
-        planes: Planes::from_slice(&[PlaneLayout {
-            offset: 0,
-            stride: pitch,
-            size: pitch * u64::from(height),
-        }]),
-        size: dumb.size,
-    };
-    // PRIME_HANDLE_TO_FD hands out dma-bufs only; the token names the handle the keepalive
-    // holds.
-    let token = gem.token();
-    Ok(Exported::with_token(fd, layout, gem, token))
+        Modifier::LINEAR,
+        vec![plane],
+        dumb.size,
+    )
+    .map_err(|e| DrmError::io(dev.name(), "CREATE_DUMB", std::io::Error::other(e)))?;
+    Ok(Exported::with_keepalive(fd, layout, gem))
 }
 
 /// Keeps a GBM device and buffer object alive as long as the exported buffer.
@@ -173,7 +164,7 @@ pub fn export_gbm(
         .map_err(|e| DrmError::io(dev.name(), "gbm_bo_get_fd", std::io::Error::other(e)))?;
     let size = dmabuf_size(dev, &fd)?;
     let count = bo.plane_count() as i32;
-    let mut planes = Planes::new();
+    let mut planes = Vec::new();
     for i in 0..count {
         let offset = u64::from(bo.offset(i));
         let stride = u64::from(bo.stride_for_plane(i));
@@ -193,46 +184,19 @@ pub fn export_gbm(
         // GBM_BO_USE_LINEAR guarantees the layout the driver cannot name.
         modifier = Modifier::LINEAR;
     }
-    let layout = Layout {
-        fourcc: Some(fourcc),
-        width,
-        height,
-        modifier,
-        planes,
-        size,
-    };
+    let layout = Layout::new(Some(fourcc), width, height, modifier, planes, size)
+        .map_err(|e| DrmError::io(dev.name(), "GBM layout", std::io::Error::other(e)))?;
     let keepalive = GbmKeepalive {
         _bo: bo,
         _device: gbm_dev,
     };
-    // gbm_bo_get_fd is a PRIME export.
-    Ok(Exported::with_keepalive(fd, layout, keepalive, true))
+    Ok(Exported::with_keepalive(fd, layout, keepalive))
 }
 
 /// The exporter path [`cenalloc::Importer::export`] takes: a dumb buffer on primary nodes
-/// with dumb buffers and PRIME export when LINEAR is acceptable, else GBM. The result is
-/// checked against the merged constraints.
+/// with dumb buffers and PRIME export when LINEAR is acceptable, else GBM. The allocator
+/// checks the result against the merged constraints.
 pub fn export(
-    dev: &DrmDevice,
-    request: &BufferRequest,
-    merged: &MergedConstraints,
-) -> Result<Exported, DrmError> {
-    let exported = export_unchecked(dev, request, merged)?;
-    if let Err((what, why)) = exported.layout().check(&merged.constraints) {
-        return Err(DrmError::Unsupported {
-            device: dev.name().to_owned(),
-            what,
-            detail: format!("the buffer the device allocated does not fit: {why}"),
-        });
-    }
-    Ok(exported)
-}
-
-/// [`export`] without the final check, for the allocator, which checks every exporter's
-/// layout against the merged constraints itself. Inlined, as is the dumb buffer's export:
-/// this is the way of every display-only buffer.
-#[inline(always)]
-pub(crate) fn export_unchecked(
     dev: &DrmDevice,
     request: &BufferRequest,
     merged: &MergedConstraints,
@@ -245,7 +209,7 @@ pub(crate) fn export_unchecked(
         && probe.caps.prime_export
         && (modifiers.is_empty() || modifiers.contains(&Modifier::LINEAR));
     if dumb_ok {
-        dumb_export(dev, width, height, fourcc)
+        export_dumb(dev, width, height, fourcc)
     } else {
         export_gbm(dev, width, height, fourcc, modifiers, request.usage)
     }

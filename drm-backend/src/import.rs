@@ -2,19 +2,17 @@
 //! plane), then ADDFB2 (with the modifier when it is explicit) → framebuffer on KMS devices.
 //!
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
-//! kernel does not count those imports, so the device counts them (`gem_handles.rs`)
-//! and closes each handle exactly once, after its last user. A buffer the device allocated
-//! itself already carries its handle, alive as long as the buffer, so importing it makes no
-//! PRIME call and counts nothing; and a layout the device accepted once (every buffer of a
-//! pool or swapchain) is not checked again.
+//! kernel does not count those imports, so the device counts them (`gem_handles.rs`) and
+//! closes each handle exactly once, after its last user. A buffer the device allocated itself
+//! carries its handle ([`GemRef`], the export's keepalive), so importing it back makes no
+//! PRIME call.
 
-use std::any::Any;
 use std::fmt;
 use std::os::fd::AsFd as _;
 use std::sync::Arc;
 
 use cenalloc::format::FormatInfo;
-use cenalloc::{Buffer, ExportToken, Imported, Importer, Modifier};
+use cenalloc::{Buffer, Imported, Importer, Modifier};
 use drm::buffer::{Handle as GemHandle, PlanarBuffer};
 use drm::control::{framebuffer, Device as _, FbCmd2Flags};
 
@@ -23,70 +21,38 @@ use crate::probe::{fourcc_code_name, PlaneKind};
 use crate::{DrmDevice, DrmError};
 
 /// A device's own GEM handle of a buffer it allocated itself, kept with the exported buffer;
-/// closed when the buffer goes, unless imports of the same dma-buf through PRIME still use it.
+/// released when the buffer goes (closed unless imports still use it).
 pub(crate) struct GemRef {
     shared: Arc<Shared>,
     handle: GemHandle,
 }
 
 impl GemRef {
-    /// Records `handle`, which the device has just created for a buffer it allocated itself.
-    #[inline(always)]
+    /// Counts `handle`, which the device has just created for a buffer it allocated itself.
     pub(crate) fn adopt(shared: &Arc<Shared>, handle: GemHandle) -> GemRef {
-        shared.gem.adopt(handle);
+        shared.gem.add_user(handle);
         GemRef {
             shared: shared.clone(),
             handle,
         }
     }
-
-    /// The buffer's export token: this device's identity and the handle.
-    pub(crate) fn token(&self) -> ExportToken {
-        ExportToken {
-            device: device_identity(&self.shared),
-            object: u64::from(u32::from(self.handle)),
-        }
-    }
-}
-
-/// The device's identity in export tokens: the address of its shared state. Every buffer
-/// carrying it keeps a [`GemRef`], hence the state, alive, so no other device can have the
-/// address while such a buffer exists.
-#[inline(always)]
-fn device_identity(shared: &Arc<Shared>) -> std::num::NonZeroUsize {
-    // An Arc's pointer is never null.
-    std::num::NonZeroUsize::new(Arc::as_ptr(shared) as usize).unwrap_or(std::num::NonZeroUsize::MIN)
-}
-
-/// The device's own handle of `buffer` when the device allocated the buffer itself (held by
-/// the export's keepalive, which lives as long as the buffer).
-#[inline(always)]
-fn own_handle(buffer: &Buffer, shared: &Arc<Shared>) -> Option<GemHandle> {
-    let token = buffer.export_token()?;
-    if token.device != device_identity(shared) {
-        return None;
-    }
-    let raw = std::num::NonZeroU32::new(u32::try_from(token.object).ok()?)?;
-    Some(GemHandle::from(raw))
 }
 
 impl Drop for GemRef {
-    #[inline]
     fn drop(&mut self) {
         let shared = &self.shared;
-        shared
-            .gem
-            .release_own(&shared.node, &shared.name, self.handle);
+        shared.gem.release(&shared.node, &shared.name, self.handle);
     }
+}
+
+/// The device's own handle of `buffer` when this device allocated the buffer itself.
+fn own_handle(buffer: &Buffer, shared: &Arc<Shared>) -> Option<GemHandle> {
+    let gem = buffer.keepalive()?.downcast_ref::<GemRef>()?;
+    Arc::ptr_eq(&gem.shared, shared).then_some(gem.handle)
 }
 
 /// A buffer imported into a DRM device: its GEM handle and, on KMS devices, a framebuffer.
 /// Dropping it removes the framebuffer and releases the handle.
-///
-/// The handle is counted by the import when PRIME gave it; when the device allocated the
-/// buffer itself, it is the export's own handle (which the buffer, held here, keeps alive):
-/// nothing to count or release. Which of the two is read from the buffer's export token, so
-/// the import stays within [`cenalloc::ImportSpace`].
 pub struct DrmImport {
     shared: Arc<Shared>,
     buffer: Buffer,
@@ -94,12 +60,13 @@ pub struct DrmImport {
     fb: Option<framebuffer::Handle>,
 }
 
-// A DRM import is held inline by `cenalloc::Import`: no allocation per import.
-const _: () =
-    assert!(std::mem::size_of::<DrmImport>() <= std::mem::size_of::<cenalloc::ImportSpace>());
-
-/// A counted reference to the handle of `buffer` on the device's fd, from PRIME_FD_TO_HANDLE.
+/// One more counted user of the handle of `buffer` on the device's fd: the device's own
+/// handle when it allocated the buffer, else PRIME_FD_TO_HANDLE's.
 fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemHandle, DrmError> {
+    if let Some(handle) = own_handle(buffer, shared) {
+        shared.gem.add_user(handle);
+        return Ok(handle);
+    }
     shared
         .gem
         .acquire(|| shared.node.prime_fd_to_buffer(buffer.fd()))
@@ -138,7 +105,6 @@ impl DrmImport {
 }
 
 impl Drop for DrmImport {
-    #[inline]
     fn drop(&mut self) {
         let shared = &self.shared;
         if let Some(fb) = self.fb.take() {
@@ -146,20 +112,13 @@ impl Drop for DrmImport {
                 log::warn!("{}: RMFB {}: {e}", shared.name, u32::from(fb));
             }
         }
-        // The export's own handle lives as long as the buffer; a PRIME handle was counted.
-        if own_handle(&self.buffer, shared) != Some(self.handle) {
-            shared.gem.release(&shared.node, &shared.name, self.handle);
-        }
+        shared.gem.release(&shared.node, &shared.name, self.handle);
     }
 }
 
 impl Imported for DrmImport {
     fn device(&self) -> &str {
         &self.shared.name
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -207,7 +166,7 @@ impl DrmDevice {
     /// minimum, a modifier some plane supports, at most four planes that fit in 32 bits.
     pub fn check_scanout_layout(&self, buffer: &Buffer) -> Result<(), DrmError> {
         let layout = buffer.layout();
-        let Some(fourcc) = layout.fourcc else {
+        let Some(fourcc) = layout.fourcc() else {
             return Ok(());
         };
         // Built only on the error paths: this check runs on every import.
@@ -218,23 +177,23 @@ impl DrmDevice {
             what: cenalloc::ConstraintKind::Plane,
             detail,
         };
-        if layout.planes.is_empty() || layout.planes.len() > 4 {
+        if layout.planes().is_empty() || layout.planes().len() > 4 {
             return Err(unsupported(format!(
                 "{} planes (a framebuffer takes 1 to 4)",
-                layout.planes.len()
+                layout.planes().len()
             )));
         }
         if let Some(info) = FormatInfo::of(fourcc) {
-            if info.planes.len() != layout.planes.len() {
+            if info.planes.len() != layout.planes().len() {
                 return Err(unsupported(format!(
                     "{} has {} planes, the layout {}",
                     name(),
                     info.planes.len(),
-                    layout.planes.len()
+                    layout.planes().len()
                 )));
             }
-            for (i, (geom, plane)) in info.planes.iter().zip(&layout.planes).enumerate() {
-                let min = geom.min_row_bytes(layout.width).unwrap_or(u64::MAX);
+            for (i, (geom, plane)) in info.planes.iter().zip(layout.planes()).enumerate() {
+                let min = geom.min_row_bytes(layout.width()).unwrap_or(u64::MAX);
                 if plane.stride < min {
                     return Err(DrmError::StrideTooSmall {
                         device: device(),
@@ -242,12 +201,12 @@ impl DrmDevice {
                         stride: plane.stride,
                         min,
                         format: name(),
-                        width: layout.width,
+                        width: layout.width(),
                     });
                 }
             }
         }
-        for plane in &layout.planes {
+        for plane in layout.planes() {
             if u32::try_from(plane.stride).is_err() || u32::try_from(plane.offset).is_err() {
                 return Err(unsupported(format!(
                     "stride {} / offset {} do not fit ADDFB2's 32 bits",
@@ -257,18 +216,18 @@ impl DrmDevice {
         }
         let probe = self.probe();
         if !probe.caps.addfb2_modifiers
-            && !matches!(layout.modifier, Modifier::LINEAR | Modifier::INVALID)
+            && !matches!(layout.modifier(), Modifier::LINEAR | Modifier::INVALID)
         {
             return Err(DrmError::ModifierUnsupported {
                 device: device(),
                 format: name(),
-                modifier: layout.modifier,
+                modifier: layout.modifier(),
                 supported: vec![Modifier::LINEAR],
             });
         }
-        if probe.is_display() && layout.modifier != Modifier::INVALID {
+        if probe.is_display() && layout.modifier() != Modifier::INVALID {
             let kinds = [PlaneKind::Primary, PlaneKind::Overlay, PlaneKind::Cursor];
-            if !probe.accepts(fourcc as u32, layout.modifier, &kinds) {
+            if !probe.accepts(fourcc as u32, layout.modifier(), &kinds) {
                 let supported = probe.modifiers_for(fourcc as u32, &kinds);
                 if supported.is_empty() {
                     return Err(DrmError::Unsupported {
@@ -280,7 +239,7 @@ impl DrmDevice {
                 return Err(DrmError::ModifierUnsupported {
                     device: device(),
                     format: name(),
-                    modifier: layout.modifier,
+                    modifier: layout.modifier(),
                     supported,
                 });
             }
@@ -292,23 +251,12 @@ impl DrmDevice {
     /// is an image. Everything is validated before the first ioctl; a failing ADDFB2 releases
     /// the handle again.
     pub fn import_buffer(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
-        self.import_inlined(buffer)
-    }
-
-    /// [`DrmDevice::import_buffer`], inlined into [`Importer::import`]: the way of every
-    /// buffer the allocator imports.
-    #[inline(always)]
-    fn import_inlined(&self, buffer: &Buffer) -> Result<DrmImport, DrmError> {
         let layout = buffer.layout();
-        let wants_fb = layout.fourcc.is_some() && self.probe().limits.is_some();
-        if wants_fb && !self.shared.scanout_memo.knows(layout) {
+        let wants_fb = layout.fourcc().is_some() && self.probe().limits.is_some();
+        if wants_fb {
             self.check_scanout_layout(buffer)?;
-            self.shared.scanout_memo.remember(layout);
         }
-        let handle = match own_handle(buffer, &self.shared) {
-            Some(handle) => handle,
-            None => acquire(&self.shared, buffer)?,
-        };
+        let handle = acquire(&self.shared, buffer)?;
         // From here on, the import releases a counted handle if a step fails.
         let mut import = DrmImport {
             shared: self.shared.clone(),
@@ -316,20 +264,20 @@ impl DrmDevice {
             handle,
             fb: None,
         };
-        if let (true, Some(format)) = (wants_fb, layout.fourcc) {
+        if let (true, Some(format)) = (wants_fb, layout.fourcc()) {
             let (mut handles, mut pitches, mut offsets, mut modifiers) =
                 ([0u32; 4], [0u32; 4], [0u32; 4], [0u64; 4]);
             // Drivers without ADDFB2 modifier support reject the flag (drm_framebuffer.c:
             // drm_mode_addfb2 → -EINVAL); for them LINEAR is the implied layout.
             let explicit =
-                layout.modifier != Modifier::INVALID && self.probe().caps.addfb2_modifiers;
-            for (i, plane) in layout.planes.iter().enumerate().take(4) {
+                layout.modifier() != Modifier::INVALID && self.probe().caps.addfb2_modifiers;
+            for (i, plane) in layout.planes().iter().enumerate().take(4) {
                 handles[i] = u32::from(handle);
                 // Checked to fit by check_scanout_layout.
                 pitches[i] = plane.stride as u32;
                 offsets[i] = plane.offset as u32;
                 if explicit {
-                    modifiers[i] = layout.modifier.0;
+                    modifiers[i] = layout.modifier().0;
                 }
             }
             let flags = if explicit {
@@ -346,8 +294,8 @@ impl DrmDevice {
             };
             let created = drm_ffi::mode::add_fb2(
                 self.as_fd(),
-                layout.width,
-                layout.height,
+                layout.width(),
+                layout.height(),
                 format as u32,
                 &handles,
                 &pitches,
@@ -377,13 +325,8 @@ impl Importer for DrmDevice {
             .map_err(Into::into)
     }
 
-    /// Constraints come from the probe and the trial import, both made once per device.
-    fn constraints_change(&self) -> cenalloc::ConstraintsChange {
-        cenalloc::ConstraintsChange::Never
-    }
-
     fn import(&self, buffer: &Buffer) -> cenalloc::Result<cenalloc::Import> {
-        Ok(cenalloc::into_import(self.import_inlined(buffer)?))
+        Ok(Box::new(self.import_buffer(buffer)?))
     }
 
     fn export(
@@ -391,7 +334,6 @@ impl Importer for DrmDevice {
         request: &cenalloc::BufferRequest,
         merged: &cenalloc::MergedConstraints,
     ) -> cenalloc::Result<cenalloc::Exported> {
-        // The allocator checks the exported layout against the merged constraints.
-        crate::export::export_unchecked(self, request, merged).map_err(Into::into)
+        crate::export::export(self, request, merged).map_err(Into::into)
     }
 }

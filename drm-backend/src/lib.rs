@@ -6,6 +6,9 @@
 //! handles and framebuffers, and exports dumb or GBM buffers when the device must allocate.
 //! [`kms`] presents a framebuffer; [`writeback`] reads back what a CRTC produced (vkms).
 
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod blob;
 pub mod constraints;
 pub mod device;
@@ -17,9 +20,9 @@ pub mod kms;
 pub mod probe;
 pub mod quirks;
 pub mod report;
-mod scanout_memo;
 pub mod writeback;
 
+#[allow(unsafe_code)]
 mod sys;
 
 pub use device::{enumerate, DrmDevice, NodeKind};

@@ -18,7 +18,8 @@ const PRIME_CAP_IMPORT: u64 = 1;
 const PRIME_CAP_EXPORT: u64 = 2;
 
 /// Driver capabilities (DRM_IOCTL_GET_CAP).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Caps {
     /// DRM_CAP_PRIME & DRM_PRIME_CAP_IMPORT.
     pub prime_import: bool,
@@ -31,7 +32,8 @@ pub struct Caps {
 }
 
 /// Framebuffer size limits from DRM_IOCTL_MODE_GETRESOURCES.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ModeLimits {
     /// Narrowest framebuffer.
     pub min_width: u32,
@@ -44,8 +46,9 @@ pub struct ModeLimits {
 }
 
 /// A plane's `type` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum PlaneKind {
     /// DRM_PLANE_TYPE_OVERLAY.
     Overlay,
@@ -56,7 +59,8 @@ pub enum PlaneKind {
 }
 
 /// One plane: type, formats (legacy list) and format × modifier pairs (IN_FORMATS).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PlaneReport {
     /// KMS object id.
     pub id: u32,
@@ -67,10 +71,10 @@ pub struct PlaneReport {
     /// Modifiers per format from IN_FORMATS (empty if the plane has no IN_FORMATS blob).
     pub in_formats: BTreeMap<String, Vec<Modifier>>,
     /// Raw fourccs from DRM_IOCTL_MODE_GETPLANE.
-    #[serde(skip)]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub raw_formats: Vec<u32>,
     /// Parsed IN_FORMATS, if the plane has the property.
-    #[serde(skip)]
+    #[cfg_attr(feature = "serde", serde(skip))]
     pub format_modifiers: Option<FormatModifiers>,
 }
 
@@ -95,8 +99,12 @@ impl PlaneReport {
 }
 
 /// The result of the one-time trial import of a foreign dma-buf.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(rename_all = "snake_case", tag = "result", content = "detail")
+)]
 pub enum ImportTrial {
     /// PRIME import of a heap/udmabuf dma-buf succeeded.
     Accepted(String),
@@ -114,7 +122,8 @@ impl ImportTrial {
 }
 
 /// Everything probed about one device.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Probe {
     /// DRM driver name.
     pub driver: String,

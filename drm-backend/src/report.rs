@@ -9,7 +9,8 @@ use crate::probe::{ImportTrial, PlaneKind};
 use crate::{DrmDevice, NodeKind};
 
 /// What cenalloc-info prints per DRM device.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DeviceReport {
     /// Node path.
     pub path: Option<String>,

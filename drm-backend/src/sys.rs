@@ -1,31 +1,12 @@
-//! The crate's only unsafe code: adopting fds the kernel returns through drm-ffi.
-//!
-//! - The atomic commit that asks the kernel for a writeback out fence.
-//!   WRITEBACK_OUT_FENCE_PTR is a property whose *value is a user pointer* the kernel writes
-//!   an fd into during the commit; the drm crate has no typed API for that, so the pointer
-//!   and the adoption of the returned fd are handled here.
-//! - PRIME export of a GEM handle. The drm crate's `buffer_to_prime_fd` does the same, but
-//!   stays a call of its own on the path of every buffer a display allocates (a call and
-//!   return cost ~0.1 % of such a buffer under the guest's emulation); this one is inlined.
+//! The crate's only unsafe code: the atomic commit that asks the kernel for a writeback out
+//! fence. WRITEBACK_OUT_FENCE_PTR is a property whose *value is a user pointer* the kernel
+//! writes an fd into during the commit; the drm crate has no typed API for that, so the
+//! pointer and the adoption of the returned fd are handled here.
 
 use std::io;
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 
 use drm::control::{atomic::AtomicModeReq, property, AtomicCommitFlags, Device, RawResourceHandle};
-
-/// DRM_IOCTL_PRIME_HANDLE_TO_FD: a dma-buf fd for GEM `handle` on `dev`.
-#[inline(always)]
-pub(crate) fn prime_handle_to_fd(
-    dev: BorrowedFd<'_>,
-    handle: u32,
-    flags: u32,
-) -> io::Result<OwnedFd> {
-    let prime = drm_ffi::gem::handle_to_fd(dev, handle, flags)?;
-    // SAFETY: on success the kernel installed a new dma-buf fd in this process's table
-    // (drm_prime.c: drm_prime_handle_to_fd_ioctl → fd_install) and returned it; nothing
-    // else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(prime.fd) })
-}
 
 /// Adds `out_fence_prop` (WRITEBACK_OUT_FENCE_PTR) of `connector` to `req`, commits, and
 /// returns the sync_file the kernel installed.

@@ -27,9 +27,6 @@ impl Imported for Held {
     fn device(&self) -> &str {
         &self.1
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl Importer for FixedConstraints {
@@ -40,10 +37,7 @@ impl Importer for FixedConstraints {
         Ok(self.constraints.clone())
     }
     fn import(&self, buffer: &Buffer) -> cenalloc::Result<cenalloc::Import> {
-        Ok(cenalloc::into_import(Held(
-            buffer.clone(),
-            self.name.clone(),
-        )))
+        Ok(Box::new(Held(buffer.clone(), self.name.clone())))
     }
 }
 
@@ -75,7 +69,7 @@ fn allocator() -> Allocator {
 
 /// Writes a pattern through one mapping, reads it back through another.
 fn write_and_read_back(buffer: &Buffer) {
-    let len = buffer.layout().size as usize;
+    let len = buffer.layout().size() as usize;
     {
         let mut m = buffer.map(CpuAccess::Write).expect("map for writing");
         assert_eq!(m.as_slice().len(), len);
@@ -198,9 +192,9 @@ fn system_heap_allocates_maps_and_names() {
     let shared = a
         .allocate_and_import(&req, &[device("plain", Constraints::default())])
         .expect("allocate from the system heap");
-    assert_eq!(shared.plan().source.name, "system");
-    assert_eq!(shared.plan().source.kind, SourceKind::Heap);
-    assert!(shared.buffer().layout().size >= 1 << 20);
+    assert_eq!(shared.plan().source().name, "system");
+    assert_eq!(shared.plan().source().kind, SourceKind::Heap);
+    assert!(shared.buffer().layout().size() >= 1 << 20);
     write_and_read_back(shared.buffer());
     assert_eq!(
         fdinfo_name(shared.buffer()).as_deref(),
@@ -211,7 +205,7 @@ fn system_heap_allocates_maps_and_names() {
     Buffer::from_fd(
         dup,
         shared.buffer().layout().clone(),
-        shared.plan().source.clone(),
+        shared.plan().source().clone(),
     )
     .expect("a heap dma-buf is recognised");
 }
@@ -232,12 +226,12 @@ fn cma_heap_when_contiguous_memory_is_needed() {
         .allocate_and_import(&req, &[dma_contig])
         .expect("allocate from CMA");
     assert_eq!(
-        shared.plan().source.name,
+        shared.plan().source().name,
         "reserved",
         "{:#?}",
-        shared.plan().reasons
+        shared.plan().reasons()
     );
-    assert!(shared.buffer().layout().size >= 1 << 20);
+    assert!(shared.buffer().layout().size() >= 1 << 20);
     write_and_read_back(shared.buffer());
     assert!(fdinfo_name(shared.buffer())
         .unwrap_or_default()
@@ -252,9 +246,10 @@ fn udmabuf_allocates_and_maps() {
     let plan = a
         .plan_with_source(&req, &[], "udmabuf")
         .expect("plan udmabuf");
-    assert_eq!(plan.source.kind, SourceKind::Udmabuf);
-    let buffer = a.allocate(&plan, &[]).expect("allocate udmabuf");
-    write_and_read_back(&buffer);
+    assert_eq!(plan.source().kind, SourceKind::Udmabuf);
+    let shared = a.allocate(&plan).expect("allocate udmabuf");
+    let buffer = shared.buffer();
+    write_and_read_back(buffer);
     let dup = buffer.fd().try_clone_to_owned().unwrap();
     Buffer::from_fd(dup, buffer.layout().clone(), buffer.source().clone())
         .expect("a udmabuf is a dma-buf");
@@ -264,20 +259,18 @@ fn udmabuf_allocates_and_maps() {
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn sync_files_export_and_import() {
     let a = allocator();
-    let buffer = a
-        .allocate(
-            &a.plan(&BufferRequest::blob(1 << 20, Usage::CPU_WRITE), &[])
-                .unwrap(),
-            &[],
-        )
+    let plan = a
+        .plan(&BufferRequest::blob(1 << 20, Usage::CPU_WRITE), &[])
         .unwrap();
+    let shared = a.allocate(&plan).unwrap();
+    let buffer = shared.buffer();
     let fence = buffer
         .export_sync_file(FenceAccess::Write)
         .expect("export a sync_file");
     buffer
         .import_sync_file(FenceAccess::Write, fence.as_fd())
         .expect("import it back");
-    write_and_read_back(&buffer);
+    write_and_read_back(buffer);
 }
 
 #[test]
@@ -337,18 +330,19 @@ fn bad_input_gives_typed_errors_and_leaks_no_fd() {
 
     let memfd = rustix::fs::memfd_create("not-a-dmabuf", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
     rustix::fs::ftruncate(&memfd, 4096).unwrap();
-    let layout = Layout {
-        fourcc: None,
-        width: 0,
-        height: 0,
-        modifier: Modifier::LINEAR,
-        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
+    let layout = Layout::new(
+        None,
+        0,
+        0,
+        Modifier::LINEAR,
+        vec![PlaneLayout {
             offset: 0,
             stride: 0,
             size: 4096,
-        }]),
-        size: 4096,
-    };
+        }],
+        4096,
+    )
+    .expect("the plane lies inside the buffer");
     let source = SourceChoice {
         kind: SourceKind::Heap,
         name: "memfd".into(),
@@ -408,10 +402,8 @@ fn hugetlb_udmabuf_is_contiguous_up_to_a_huge_page() {
     let plan = a
         .plan_with_source(&small, std::slice::from_ref(&contiguous), "udmabuf-hugetlb")
         .expect("a contiguous buffer up to 2 MiB from huge pages");
-    let buffer = a
-        .allocate(&plan, std::slice::from_ref(&contiguous))
-        .expect("allocate");
-    write_and_read_back(&buffer);
+    let shared = a.allocate(&plan).expect("allocate");
+    write_and_read_back(shared.buffer());
     let big = BufferRequest::blob(3 << 20, Usage::CAMERA_WRITE);
     match a.plan_with_source(&big, std::slice::from_ref(&contiguous), "udmabuf-hugetlb") {
         Err(Error::NoSource { reasons }) => {
@@ -424,7 +416,7 @@ fn hugetlb_udmabuf_is_contiguous_up_to_a_huge_page() {
         }
         other => panic!("expected NoSource, got {other:?}"),
     }
-    drop(buffer);
+    drop(shared);
     std::fs::write(nr, "0\n").unwrap();
 }
 
@@ -438,7 +430,7 @@ fn late_contiguous_device_is_refused_then_migrated_to_cma() {
         let mut pending = a.describe(req);
         pending.attach(device("plain", Constraints::default()));
         let mut shared = pending.realize().expect("realize from the system heap");
-        assert_eq!(shared.plan().source.name, "system");
+        assert_eq!(shared.plan().source().name, "system");
         write_and_read_back(shared.buffer());
 
         let contiguous = device(
@@ -464,7 +456,7 @@ fn late_contiguous_device_is_refused_then_migrated_to_cma() {
         shared
             .migrate_with(&a, contiguous)
             .expect("migrate to contiguous memory");
-        assert_eq!(shared.plan().source.name, "reserved");
+        assert_eq!(shared.plan().source().name, "reserved");
         assert_eq!(shared.imports().len(), 2);
         // The pattern written before the migration survived the copy.
         let m = shared.buffer().map(CpuAccess::Read).unwrap();

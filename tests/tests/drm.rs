@@ -23,18 +23,19 @@ fn card(driver: &str) -> DrmDevice {
 fn xrgb_buffer(w: u32, h: u32, stride: u64, modifier: Modifier) -> Buffer {
     let size = (stride * u64::from(h)).next_multiple_of(4096);
     let fd: OwnedFd = heap_alloc(&heap("system"), size).expect("system heap allocation");
-    let layout = Layout {
-        fourcc: Some(Fourcc::Xrgb8888),
-        width: w,
-        height: h,
+    let layout = Layout::new(
+        Some(Fourcc::Xrgb8888),
+        w,
+        h,
         modifier,
-        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
+        vec![PlaneLayout {
             offset: 0,
             stride,
             size: stride * u64::from(h),
-        }]),
+        }],
         size,
-    };
+    )
+    .expect("the plane lies inside the buffer");
     let source = SourceChoice {
         kind: SourceKind::Heap,
         name: "system".into(),
@@ -49,8 +50,8 @@ fn pattern(x: u32, y: u32) -> u32 {
 
 /// Writes `pattern` into every pixel of an XRGB8888 buffer through a CPU mapping.
 fn fill_with_pattern(buffer: &Buffer) {
-    let stride = buffer.layout().planes[0].stride as usize;
-    let width = buffer.layout().width as usize;
+    let stride = buffer.layout().planes()[0].stride as usize;
+    let width = buffer.layout().width() as usize;
     let mut map = buffer.map(CpuAccess::Write).unwrap();
     for (y, row) in map.as_mut_slice().chunks_exact_mut(stride).enumerate() {
         for (x, px) in row[..width * 4].chunks_exact_mut(4).enumerate() {
@@ -62,11 +63,11 @@ fn fill_with_pattern(buffer: &Buffer) {
 /// How many pixels of an XRGB8888 buffer differ from `pattern` (the first few are printed).
 fn pixels_off_pattern(buffer: &Buffer) -> usize {
     let layout = buffer.layout();
-    let stride = layout.planes[0].stride as usize;
+    let stride = layout.planes()[0].stride as usize;
     let map = buffer.map(CpuAccess::Read).unwrap();
     let mut bad = 0usize;
-    for y in 0..layout.height {
-        for x in 0..layout.width {
+    for y in 0..layout.height() {
+        for x in 0..layout.width() {
             let at = y as usize * stride + x as usize * 4;
             let got = u32::from_le_bytes(map.as_slice()[at..at + 4].try_into().unwrap());
             if got != pattern(x, y) {
@@ -255,8 +256,16 @@ fn bad_input_gives_typed_errors_and_leaks_nothing() {
     // The kernel's own refusal (a buffer too small for its height) releases the handle.
     let short = {
         let b = xrgb_buffer(64, 16, 256, Modifier::LINEAR);
-        let mut layout = b.layout().clone();
-        layout.height = 4096;
+        let l = b.layout();
+        let layout = Layout::new(
+            l.fourcc(),
+            l.width(),
+            4096,
+            l.modifier(),
+            l.planes().to_vec(),
+            l.size(),
+        )
+        .unwrap();
         let fd = b.fd().try_clone_to_owned().unwrap();
         Buffer::from_fd(fd, layout, b.source().clone()).unwrap()
     };
@@ -310,17 +319,17 @@ fn virtio_gpu_exports_a_dumb_buffer_that_vkms_and_itself_import() {
         .export(&req, &merged)
         .expect("virtio-gpu dumb export");
     assert!(
-        exported.layout().planes[0].stride >= 200 * 4,
+        exported.layout().planes()[0].stride >= 200 * 4,
         "{:?}",
         exported.layout()
     );
-    assert!(exported.layout().size >= exported.layout().planes[0].stride * 64);
+    assert!(exported.layout().size() >= exported.layout().planes()[0].stride * 64);
     let source = SourceChoice {
         kind: SourceKind::Device,
         name: virtio.name().to_owned(),
         path: virtio.path().map(Into::into),
     };
-    let buffer = Buffer::from_export(exported, source, None).expect("the export is a dma-buf");
+    let buffer = Buffer::from_export(exported, source, None);
     let on_vkms = vkms
         .import_buffer(&buffer)
         .expect("vkms imports virtio-gpu's buffer");
@@ -341,13 +350,16 @@ fn vkms_scanout_with_virtio_gpu_render_is_exported_by_virtio_gpu() {
     let req = BufferRequest::image(256, 64, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::RENDER);
     let importers = [vkms.clone(), virtio.clone()];
     let plan = allocator.plan(&req, &importers).expect("plan");
-    assert_eq!(plan.source.kind, SourceKind::Device, "{:?}", plan.reasons);
-    assert_eq!(plan.source.name, virtio.name(), "{:?}", plan.reasons);
-    let shared = allocator
-        .realize_plan(plan, &importers)
-        .expect("allocate and import");
+    assert_eq!(
+        plan.source().kind,
+        SourceKind::Device,
+        "{:?}",
+        plan.reasons()
+    );
+    assert_eq!(plan.source().name, virtio.name(), "{:?}", plan.reasons());
+    let shared = allocator.allocate(&plan).expect("allocate and import");
     let layout = shared.buffer().layout();
-    assert!(layout.planes[0].stride >= 256 * 4);
+    assert!(layout.planes()[0].stride >= 256 * 4);
     for i in shared.imports() {
         let imp = i.downcast_ref::<DrmImport>().expect("a DRM import");
         assert!(imp.framebuffer().is_some(), "{imp:?}");
@@ -372,15 +384,15 @@ fn gbm_exports_on_virtio_gpu_card_and_fails_cleanly_on_render_nodes() {
         Usage::RENDER,
     )
     .expect("GBM on the virtio-gpu card");
-    assert_eq!(exported.layout().modifier, Modifier::LINEAR);
-    assert!(exported.layout().planes[0].stride >= 256);
+    assert_eq!(exported.layout().modifier(), Modifier::LINEAR);
+    assert!(exported.layout().planes()[0].stride >= 256);
     assert!(exported.keepalive().is_some());
     let source = SourceChoice {
         kind: SourceKind::Device,
         name: virtio.name().to_owned(),
         path: None,
     };
-    let buffer = Buffer::from_export(exported, source, None).expect("GBM export is a dma-buf");
+    let buffer = Buffer::from_export(exported, source, None);
     let on_vkms = vkms
         .import_buffer(&buffer)
         .expect("vkms imports the GBM buffer");
@@ -448,14 +460,19 @@ fn vkms_scanout_alone_is_a_buffer_vkms_allocates_and_scans_out_bit_exact() {
     // Nobody but vkms uses it and the CPU does not map it: vkms allocates it (GBM's model).
     let req = BufferRequest::image(w, h, Fourcc::Xrgb8888, Usage::SCANOUT);
     let plan = allocator.plan(&req, &importers).expect("plan");
-    assert_eq!(plan.source.kind, SourceKind::Device, "{:?}", plan.reasons);
-    assert_eq!(plan.source.name, vkms.name(), "{:?}", plan.reasons);
+    assert_eq!(
+        plan.source().kind,
+        SourceKind::Device,
+        "{:?}",
+        plan.reasons()
+    );
+    assert_eq!(plan.source().name, vkms.name(), "{:?}", plan.reasons());
     let shown = allocator
-        .realize_plan(plan, &importers)
+        .allocate(&plan)
         .expect("allocate on vkms and import");
     // The import used the dumb buffer's own handle: one GEM handle for both.
     assert_eq!(vkms.live_gem_handles(), 1);
-    assert!(shown.buffer().layout().planes[0].stride >= u64::from(w) * 4);
+    assert!(shown.buffer().layout().planes()[0].stride >= u64::from(w) * 4);
     // The same dma-buf arriving as a foreign fd (a client's, say) goes through PRIME, which
     // hands out that same handle: counted once more, and closed only after its last user.
     let foreign = cenalloc::Buffer::from_fd(
@@ -485,7 +502,7 @@ fn vkms_scanout_alone_is_a_buffer_vkms_allocates_and_scans_out_bit_exact() {
         .allocate_and_import(&readable, &importers)
         .expect("writeback target");
     assert_eq!(target.buffer().source().name, "system");
-    assert_eq!(target.plan().source.kind, SourceKind::Heap);
+    assert_eq!(target.plan().source().kind, SourceKind::Heap);
 
     // What the display scans out of vkms's own buffer is what was written into it.
     fill_with_pattern(shown.buffer());
@@ -526,10 +543,10 @@ fn vkms_scanout_with_contiguous_vivid_camera_comes_from_cma() {
     );
     let importers = [vkms, cam];
     let plan = allocator.plan(&req, &importers).expect("plan");
-    assert!(plan.merged.constraints.contiguous, "{:?}", plan.reasons);
-    assert_eq!(plan.source.name, "reserved", "{:?}", plan.reasons);
+    assert!(plan.merged().constraints.contiguous, "{:?}", plan.reasons());
+    assert_eq!(plan.source().name, "reserved", "{:?}", plan.reasons());
     let shared = allocator
-        .realize_plan(plan, &importers)
+        .allocate(&plan)
         .expect("allocate and import into both");
     assert_eq!(shared.imports().len(), 2);
 }

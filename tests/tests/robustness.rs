@@ -150,7 +150,7 @@ fn cycle(a: &Allocator, case: &Case) -> SharedBuffer {
     }
     .unwrap_or_else(|e| panic!("{}: plan: {e}", case.label));
     let shared = a
-        .realize_plan(plan, &case.importers)
+        .allocate(&plan)
         .unwrap_or_else(|e| panic!("{}: allocate and import: {e}", case.label));
     assert_eq!(
         shared.imports().len(),
@@ -297,8 +297,8 @@ fn fill_cma(a: &Allocator) -> (Vec<cenalloc::Buffer>, Error) {
     let mut held = Vec::new();
     // 128 MiB of CMA hold at most 16 chunks; the bound stops a heap that never refuses.
     for _ in 0..64 {
-        match a.allocate(&plan, &[]) {
-            Ok(b) => held.push(b),
+        match a.allocate(&plan) {
+            Ok(b) => held.push(b.buffer().clone()),
             Err(e) => return (held, e),
         }
     }
@@ -388,7 +388,7 @@ fn cma_exhaustion_is_a_typed_error_and_recovers() {
             )
         }
         Err(e) => panic!("expected NoSource for 256 MiB contiguous, got {e:?}"),
-        Ok(p) => match a.allocate(&p, std::slice::from_ref(&camera)) {
+        Ok(p) => match a.allocate(&p) {
             Err(Error::Allocation { .. }) => {}
             other => panic!("256 MiB contiguous from 128 MiB of CMA: {other:?}"),
         },
@@ -408,9 +408,6 @@ impl cenalloc::Imported for Held {
     fn device(&self) -> &str {
         "contiguous-device"
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
 }
 
 impl Importer for ContiguousBlob {
@@ -424,7 +421,7 @@ impl Importer for ContiguousBlob {
         })
     }
     fn import(&self, buffer: &cenalloc::Buffer) -> cenalloc::Result<cenalloc::Import> {
-        Ok(cenalloc::into_import(Held(buffer.clone())))
+        Ok(Box::new(Held(buffer.clone())))
     }
 }
 
@@ -498,7 +495,7 @@ fn eight_threads_allocate_import_free_without_error_or_leak() {
                             let plan = a
                                 .plan_with_source(&request, importers, source)
                                 .unwrap_or_else(|e| panic!("thread {t}: plan on {source}: {e}"));
-                            a.realize_plan(plan, importers).unwrap_or_else(|e| {
+                            a.allocate(&plan).unwrap_or_else(|e| {
                                 panic!("thread {t} cycle {i}: allocate on {source} and import: {e}")
                             })
                         };
@@ -555,12 +552,14 @@ fn foreign_imports_of_a_displays_own_buffers_race_their_release_without_error_or
     let display: Arc<dyn Importer> = Arc::new(vkms.clone());
     let importers = std::slice::from_ref(&display);
     let request = BufferRequest::image(64, 48, Fourcc::Xrgb8888, Usage::SCANOUT);
-    let plan = Arc::new(a.plan(&request, importers).expect("plan"));
-    assert_eq!(plan.source.kind, SourceKind::Device, "{:?}", plan.reasons);
-    drop(
-        a.realize_plan(plan.clone(), importers)
-            .expect("warm-up buffer"),
+    let plan = a.plan(&request, importers).expect("plan");
+    assert_eq!(
+        plan.source().kind,
+        SourceKind::Device,
+        "{:?}",
+        plan.reasons()
     );
+    drop(a.allocate(&plan).expect("warm-up buffer"));
     let before = holdings(&vkms);
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -571,7 +570,7 @@ fn foreign_imports_of_a_displays_own_buffers_race_their_release_without_error_or
             threads.push(s.spawn(move || {
                 for i in 0..ROUNDS_PER_PAIR {
                     let shown = a
-                        .realize_plan(plan.clone(), importers)
+                        .allocate(plan)
                         .unwrap_or_else(|e| panic!("pair {pair} round {i}: {e}"));
                     let buffer = shown.buffer();
                     let fd = buffer.fd().try_clone_to_owned().expect("dup the dma-buf");

@@ -103,7 +103,7 @@ fn virtio_gpu_removed_mid_use_leaves_vkms_working_and_reports_itself_gone() {
         virtio.name(),
         "virtio-gpu is the exporter"
     );
-    let stride = shared.buffer().layout().planes[0].stride as usize;
+    let stride = shared.buffer().layout().planes()[0].stride as usize;
     {
         let mut map = shared
             .buffer()
@@ -156,7 +156,7 @@ fn virtio_gpu_removed_mid_use_leaves_vkms_working_and_reports_itself_gone() {
         .buffer()
         .map(CpuAccess::Read)
         .expect("map the capture");
-    let tstride = target.buffer().layout().planes[0].stride as usize;
+    let tstride = target.buffer().layout().planes()[0].stride as usize;
     let mut bad = 0;
     for y in 0..h as usize {
         for x in 0..w as usize {

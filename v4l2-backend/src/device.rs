@@ -10,8 +10,9 @@ use crate::format::PixelFormat;
 use crate::sys;
 
 /// Which queue of a device: the one the device writes (capture) or reads (output).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Direction {
     /// Device → memory (camera frames, decoded frames, encoded bitstream).
     Capture,
@@ -20,7 +21,8 @@ pub enum Direction {
 }
 
 /// A format negotiated (or tried) on one queue, with the driver's per-plane requirements.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct QueueFormat {
     /// V4L2 pixel format.
     pub pixelformat: PixelFormat,
@@ -36,7 +38,8 @@ pub struct QueueFormat {
 }
 
 /// The driver's requirement on one memory plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PlaneFormat {
     /// Bytes per line (0 for compressed formats).
     pub bytesperline: u32,

@@ -54,6 +54,7 @@ impl fmt::Debug for PixelFormat {
     }
 }
 
+#[cfg(feature = "serde")]
 impl serde::Serialize for PixelFormat {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

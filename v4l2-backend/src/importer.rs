@@ -1,12 +1,11 @@
 //! A V4L2 queue as a cenalloc [`Importer`]: constraints from VIDIOC_TRY_FMT and the probe,
 //! and checked imports that a [`crate::Queue`] can queue.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use cenalloc::{
     Buffer, BufferKind, BufferRequest, ConstraintKind, Constraints, Error, Exported, Imported,
-    Importer, Layout, MergedConstraints, Modifier, PlaneConstraint, PlaneLayout, Planes, Result,
+    Importer, Layout, MergedConstraints, Modifier, PlaneConstraint, PlaneLayout, Result,
     SourceKind,
 };
 
@@ -53,10 +52,6 @@ impl V4l2Import {
 impl Imported for V4l2Import {
     fn device(&self) -> &str {
         &self.device
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 
@@ -258,19 +253,12 @@ impl Importer for V4l2Importer {
         })
     }
 
-    /// The answer follows the queue's state (input, standard, another process's S_FMT), and
-    /// `import` asks the driver again (TRY_FMT, or G_FMT for a blob) and checks format,
-    /// stride, plane offsets, size and contiguity against it: a plan is reused unasked.
-    fn constraints_change(&self) -> cenalloc::ConstraintsChange {
-        cenalloc::ConstraintsChange::CheckedOnImport
-    }
-
     fn import(&self, buffer: &Buffer) -> Result<cenalloc::Import> {
         let layout = buffer.layout();
-        if layout.modifier != Modifier::LINEAR {
+        if layout.modifier() != Modifier::LINEAR {
             return Err(self.incompatible(
                 ConstraintKind::Modifier,
-                format!("modifier {} is not LINEAR", layout.modifier),
+                format!("modifier {} is not LINEAR", layout.modifier()),
             ));
         }
         if self.contiguous {
@@ -288,22 +276,26 @@ impl Importer for V4l2Importer {
                 ));
             }
         }
-        let format = match layout.fourcc {
+        let format = match layout.fourcc() {
             Some(fourcc) => {
                 let pf = self.pixel_format_for(fourcc)?;
                 let f = self
                     .dev
-                    .try_format(self.dir, pf, layout.width, layout.height)?;
-                if f.pixelformat != pf || (f.width, f.height) != (layout.width, layout.height) {
+                    .try_format(self.dir, pf, layout.width(), layout.height())?;
+                if f.pixelformat != pf || (f.width, f.height) != (layout.width(), layout.height()) {
                     return Err(self.incompatible(
                         ConstraintKind::Format,
                         format!(
                             "{fourcc} {}x{} becomes {} {}x{} on this queue",
-                            layout.width, layout.height, f.pixelformat, f.width, f.height
+                            layout.width(),
+                            layout.height(),
+                            f.pixelformat,
+                            f.width,
+                            f.height
                         ),
                     ));
                 }
-                let Some(p0) = layout.planes.first() else {
+                let Some(p0) = layout.planes().first() else {
                     return Err(self.incompatible(ConstraintKind::Plane, "no planes".to_owned()));
                 };
                 let bpl = u64::from(f.planes[0].bytesperline);
@@ -318,7 +310,7 @@ impl Importer for V4l2Importer {
                 }
                 if f.planes.len() == 1 {
                     let expected = Self::packed_offsets(fourcc, &f);
-                    for (i, (p, want)) in layout.planes.iter().zip(&expected).enumerate() {
+                    for (i, (p, want)) in layout.planes().iter().zip(&expected).enumerate() {
                         if p.offset != *want {
                             return Err(self.incompatible(
                                 ConstraintKind::Plane,
@@ -330,17 +322,17 @@ impl Importer for V4l2Importer {
                         }
                     }
                     let need = u64::from(f.planes[0].sizeimage);
-                    if layout.size < need {
+                    if layout.size() < need {
                         return Err(self.incompatible(
                             ConstraintKind::Plane,
                             format!(
                                 "buffer has {} bytes but the driver's sizeimage is {need}",
-                                layout.size
+                                layout.size()
                             ),
                         ));
                     }
                 } else {
-                    for (i, (p, want)) in layout.planes.iter().zip(&f.planes).enumerate() {
+                    for (i, (p, want)) in layout.planes().iter().zip(&f.planes).enumerate() {
                         if p.size < u64::from(want.sizeimage)
                             || p.stride != u64::from(want.bytesperline)
                         {
@@ -359,19 +351,19 @@ impl Importer for V4l2Importer {
             None => {
                 let f = self.dev.format(self.dir)?;
                 let need: u64 = f.planes.iter().map(|p| u64::from(p.sizeimage)).sum();
-                if layout.size < need {
+                if layout.size() < need {
                     return Err(self.incompatible(
                         ConstraintKind::Plane,
                         format!(
                             "buffer has {} bytes but the driver's sizeimage is {need}",
-                            layout.size
+                            layout.size()
                         ),
                     ));
                 }
                 f
             }
         };
-        Ok(cenalloc::into_import(V4l2Import {
+        Ok(Box::new(V4l2Import {
             device: self.name.clone(),
             buffer: buffer.clone(),
             format,
@@ -445,27 +437,19 @@ impl Importer for V4l2Importer {
                     })
                     .collect()
             }
-            None => Planes::from_slice(&[PlaneLayout {
+            None => vec![PlaneLayout {
                 offset: 0,
                 stride: 0,
                 size,
-            }]),
+            }],
         };
         log::debug!(
             "{}: exported {size} bytes of {}",
             self.name,
             format.pixelformat
         );
-        let layout = Layout {
-            fourcc,
-            width,
-            height,
-            modifier: Modifier::LINEAR,
-            planes,
-            size,
-        };
-        // VIDIOC_EXPBUF hands out dma-bufs only.
-        Ok(Exported::new(fd, layout, true))
+        let layout = Layout::new(fourcc, width, height, Modifier::LINEAR, planes, size)?;
+        Ok(Exported::new(fd, layout))
     }
 }
 

@@ -1,10 +1,13 @@
 //! V4L2 devices (cameras, decoders, encoders, mem2mem) as cenalloc importers.
 //!
-//! Layered like v4l2r: [`sys`] (UAPI structures and ioctls, all of the crate's `unsafe`) →
+//! Layered like v4l2r: `sys` (UAPI structures and ioctls, all of the crate's `unsafe`) →
 //! [`device`] (an open node: capabilities, formats) → [`probe`](mod@probe) (roles, DMABUF support,
 //! contiguity, [`DeviceReport`]) → [`queue`] (a V4L2 queue of cenalloc buffers) →
 //! [`decoder`], [`encoder`] (the stateful codec protocols). [`importer`] implements
 //! [`cenalloc::Importer`]; [`format`](mod@format) maps V4L2 pixel formats to DRM fourccs.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod decoder;
 pub mod device;
@@ -13,7 +16,8 @@ pub mod format;
 pub mod importer;
 pub mod probe;
 pub mod queue;
-pub mod sys;
+#[allow(unsafe_code)]
+mod sys;
 
 pub use decoder::{LastBuffer, StatefulDecoder};
 pub use device::{Device, Direction, QueueFormat};

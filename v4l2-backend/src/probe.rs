@@ -29,8 +29,9 @@ use crate::format::{v4l2_to_drm, PixelFormat};
 use crate::sys;
 
 /// What a V4L2 node is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Role {
     /// Captures frames (capture queue only).
     Camera,
@@ -45,7 +46,8 @@ pub enum Role {
 }
 
 /// One format of a queue.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct FormatReport {
     /// V4L2 code, e.g. `YUYV`.
     pub v4l2: PixelFormat,
@@ -58,8 +60,9 @@ pub struct FormatReport {
 }
 
 /// How `needs_contiguous` was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum ContiguityEvidence {
     /// A non-contiguous dma-buf was queued and the driver accepted it.
     TrialAccepted,
@@ -70,7 +73,8 @@ pub enum ContiguityEvidence {
 }
 
 /// What cenalloc knows about a V4L2 node.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct DeviceReport {
     /// Device node.
     pub path: PathBuf,

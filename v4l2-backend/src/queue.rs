@@ -176,14 +176,14 @@ impl Queue {
                 &queried
             }
         };
-        let size = buffer.layout().size;
+        let size = buffer.layout().size();
         let fd = sys::raw(buffer.fd());
         let mut b = sys::BufferWithPlanes::new(self.ty, sys::MEMORY_DMABUF, index);
         b.buf.field = sys::FIELD_NONE;
         let length = u32::try_from(size).map_err(|_| Error::Overflow(format!("{size} bytes")))?;
         if fmt.mplane {
             let n = fmt.planes.len();
-            let layout_planes = &buffer.layout().planes;
+            let layout_planes = &buffer.layout().planes();
             if n > 1 && self.dir == Direction::Capture {
                 return Err(Error::Incompatible {
                     device: dev.display_name(),
@@ -418,8 +418,8 @@ fn qbuf_error(dev: &Device, e: Errno) -> Error {
     } else {
         Error::Import {
             device,
-            reason: "VIDIOC_QBUF refused the dma-buf".to_owned(),
-            source: Some(e.into()),
+            step: "VIDIOC_QBUF".to_owned(),
+            source: e.into(),
         }
     }
 }

@@ -59,8 +59,6 @@ pub const BUF_CAP_SUPPORTS_DMABUF: u32 = 1 << 2;
 /// `V4L2_FMT_FLAG_COMPRESSED`
 pub const FMT_FLAG_COMPRESSED: u32 = 0x0001;
 
-/// `V4L2_FIELD_ANY`
-pub const FIELD_ANY: u32 = 0;
 /// `V4L2_FIELD_NONE`
 pub const FIELD_NONE: u32 = 1;
 
@@ -73,15 +71,9 @@ pub const BUF_FLAG_LAST: u32 = 0x0010_0000;
 pub const EVENT_EOS: u32 = 2;
 /// `V4L2_EVENT_SOURCE_CHANGE`
 pub const EVENT_SOURCE_CHANGE: u32 = 5;
-/// `V4L2_EVENT_SRC_CH_RESOLUTION`
-pub const EVENT_SRC_CH_RESOLUTION: u32 = 1;
 
-/// `V4L2_DEC_CMD_START`
-pub const DEC_CMD_START: u32 = 0;
 /// `V4L2_DEC_CMD_STOP`
 pub const DEC_CMD_STOP: u32 = 1;
-/// `V4L2_ENC_CMD_START`
-pub const ENC_CMD_START: u32 = 0;
 /// `V4L2_ENC_CMD_STOP`
 pub const ENC_CMD_STOP: u32 = 1;
 
@@ -733,4 +725,38 @@ pub fn udmabuf_create_list(udmabuf: BorrowedFd<'_>, items: &[UdmabufItem]) -> io
 pub fn raw(fd: impl AsFd) -> RawFd {
     use std::os::fd::AsRawFd;
     fd.as_fd().as_raw_fd()
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// `struct v4l2_format` as a driver could fill it: any bytes in the union, any queue
+        /// type, read through both views.
+        #[test]
+        fn format_struct_from_arbitrary_bytes(
+            type_ in any::<u32>(),
+            bytes in proptest::collection::vec(any::<u8>(), 200),
+        ) {
+            let mut raw = [0u8; 200];
+            raw.copy_from_slice(&bytes);
+            let f = Format {
+                type_,
+                fmt: FormatUnion { raw_data: raw },
+            };
+            let pix = f.pix();
+            let mp = f.pix_mp();
+            let _ = crate::PixelFormat(pix.pixelformat).to_string();
+            let _ = crate::v4l2_to_drm(crate::PixelFormat(mp.pixelformat));
+            let planes = mp.plane_fmt;
+            let n = usize::from(mp.num_planes).min(planes.len());
+            for p in &planes[..n] {
+                let (bpl, size) = (p.bytesperline, p.sizeimage);
+                let _ = (u64::from(bpl), u64::from(size));
+            }
+            let _ = is_mplane(type_);
+        }
+    }
 }

@@ -20,8 +20,9 @@ use crate::UnavailableSource;
 use crate::{CachePolicy, Error, MemorySource, Result, SourceKind, SourceProperties};
 
 /// What kind of memory a heap gives, decided from its name and sysfs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum HeapClass {
     /// The `system` heap: cached pages, not contiguous.
     System,

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use crate::{CachePolicy, Result};
 
 /// The kind of a memory source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum SourceKind {
     /// A dma-buf heap in `/dev/dma_heap`.
     Heap,
@@ -19,7 +20,8 @@ pub enum SourceKind {
 }
 
 /// What a memory source can give.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct SourceProperties {
     /// Every allocation is physically contiguous.
     pub contiguous: bool,
@@ -52,7 +54,8 @@ pub trait MemorySource: Send + Sync + Debug {
 }
 
 /// A source that exists but cannot be used (e.g. a heap node root can read but we cannot).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct UnavailableSource {
     /// The node.
     pub path: PathBuf,
@@ -157,15 +160,10 @@ const CHECK_AVAILABLE_FROM: u64 = 64 << 20;
 /// Refuses an allocation of `size` bytes from ordinary system memory when it exceeds
 /// `MemAvailable` in `meminfo`: the kernel would otherwise try, and the OOM killer end the
 /// process instead of an error coming back. Only requests of 64 MiB and more are checked.
-#[inline(always)]
 pub(crate) fn check_available(meminfo: &Path, size: u64) -> std::io::Result<()> {
     if size < CHECK_AVAILABLE_FROM {
         return Ok(());
     }
-    check_meminfo(meminfo, size)
-}
-
-fn check_meminfo(meminfo: &Path, size: u64) -> std::io::Result<()> {
     let Ok(text) = std::fs::read_to_string(meminfo) else {
         return Ok(());
     };

@@ -385,23 +385,27 @@ fn plan(args: &[String], json: bool) -> Result<(), String> {
     );
     println!(
         "source:  {:?} {}{}",
-        plan.source.kind,
-        plan.source.name,
-        plan.source
+        plan.source().kind,
+        plan.source().name,
+        plan.source()
             .path
             .as_ref()
             .map(|p| format!(" ({})", p.display()))
             .unwrap_or_default()
     );
-    println!("size:    {} bytes, modifier {}", plan.size, plan.modifier);
-    for (n, p) in plan.layout.planes.iter().enumerate() {
+    println!(
+        "size:    {} bytes, modifier {}",
+        plan.size(),
+        plan.modifier()
+    );
+    for (n, p) in plan.layout().planes().iter().enumerate() {
         println!(
             "plane {n}: offset {} stride {} size {}",
             p.offset, p.stride, p.size
         );
     }
     println!("why:");
-    for r in &plan.reasons {
+    for r in plan.reasons() {
         println!("  - {r}");
     }
     Ok(())

@@ -27,7 +27,7 @@ pub trait FrameSink {
 impl FrameSink for crate::pipeline::screen::Screen {
     fn show(&mut self, fb: framebuffer::Handle, frame: &Buffer) -> Result<(), PipelineError> {
         let layout = frame.layout();
-        self.resize((layout.width, layout.height))?;
+        self.resize((layout.width(), layout.height()))?;
         crate::pipeline::screen::Screen::show(self, fb)
     }
 }

@@ -26,17 +26,21 @@ pub fn run_copy_loop(
     let cam_stride = fmt.planes[0].bytesperline as usize;
     let mut queue = Queue::new(camera.clone(), Direction::Capture)?;
     let exported = queue.request_exported(buffers)?;
-    let layout = |stride: u64, size: u64| cenalloc::Layout {
-        fourcc: Some(Fourcc::Xrgb8888),
-        width,
-        height,
-        modifier: cenalloc::Modifier::LINEAR,
-        planes: cenalloc::Planes::from_slice(&[cenalloc::PlaneLayout {
+    let layout = |stride: u64, size: u64| {
+        let plane = cenalloc::PlaneLayout {
             offset: 0,
             stride,
             size,
-        }]),
-        size,
+        };
+        let modifier = cenalloc::Modifier::LINEAR;
+        cenalloc::Layout::new(
+            Some(Fourcc::Xrgb8888),
+            width,
+            height,
+            modifier,
+            vec![plane],
+            size,
+        )
     };
     let source = |name: &str| SourceChoice {
         kind: SourceKind::Device,
@@ -48,13 +52,13 @@ pub fn run_copy_loop(
         .map(|mut planes| {
             let fd = planes.remove(0);
             let size = u64::from(fmt.planes[0].sizeimage);
-            Buffer::from_fd(fd, layout(cam_stride as u64, size), source("camera MMAP"))
+            Buffer::from_fd(fd, layout(cam_stride as u64, size)?, source("camera MMAP"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let dumb = (0..2)
         .map(|_| {
             let e = cenalloc_drm::export::export_dumb(display, width, height, Fourcc::Xrgb8888)?;
-            let buffer = Buffer::from_export(e, source("dumb"), None)?;
+            let buffer = Buffer::from_export(e, source("dumb"), None);
             let import = display.import_buffer(&buffer)?;
             Ok((buffer, import))
         })
@@ -74,7 +78,7 @@ pub fn run_copy_loop(
         .iter()
         .map(|(b, _)| b.map(CpuAccess::Write))
         .collect::<Result<Vec<Mapping<'_>>, _>>()?;
-    let dumb_stride = dumb[0].0.layout().planes[0].stride as usize;
+    let dumb_stride = dumb[0].0.layout().planes()[0].stride as usize;
     let mut screen = Screen::new(display, (width, height))?;
     for i in 0..queue.count() {
         queue.queue_exported(i, &[])?;

@@ -77,7 +77,7 @@ pub fn encode_pattern(
     let coded_size = u64::from(enc.coded_format().planes[0].sizeimage);
     let output = blob(allocator, &coded, coded_size, Usage::CPU_READ)?;
     enc.start(1, std::slice::from_ref(&output))?;
-    let stride = input.layout().planes[0].stride as usize;
+    let stride = input.layout().planes()[0].stride as usize;
     let mut chunks = Vec::new();
     for n in frames {
         {
@@ -356,9 +356,9 @@ fn decoded_frames(
 
 /// PSNR in dB of the 24 colour bits of `buffer` (at its own size) against generated frame `n`.
 fn fidelity(buffer: &Buffer, n: u32) -> Result<f64, PipelineError> {
-    let (width, height) = (buffer.layout().width, buffer.layout().height);
+    let (width, height) = (buffer.layout().width(), buffer.layout().height());
     let map = buffer.map(CpuAccess::Read)?;
-    let stride = buffer.layout().planes[0].stride as usize;
+    let stride = buffer.layout().planes()[0].stride as usize;
     let mut sum = 0f64;
     for y in 0..height {
         let row = &map.as_slice()[y as usize * stride..][..width as usize * 4];

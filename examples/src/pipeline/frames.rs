@@ -71,7 +71,7 @@ pub fn framebuffer_of(
 ) -> Result<framebuffer::Handle, PipelineError> {
     shared
         .import_for(display.name())
-        .and_then(|i| i.as_any().downcast_ref::<DrmImport>())
+        .and_then(|i| i.downcast_ref::<DrmImport>())
         .and_then(DrmImport::framebuffer)
         .ok_or_else(|| {
             PipelineError::Setup(format!(

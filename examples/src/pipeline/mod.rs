@@ -26,9 +26,12 @@ pub use error::PipelineError;
 pub fn plan_text(plan: &cenalloc::Plan) -> String {
     let mut text = format!(
         "plan: source {:?} {} ({} bytes per buffer, modifier {})",
-        plan.source.kind, plan.source.name, plan.size, plan.modifier
+        plan.source().kind,
+        plan.source().name,
+        plan.size(),
+        plan.modifier()
     );
-    for reason in &plan.reasons {
+    for reason in plan.reasons() {
         text.push_str("\n  - ");
         text.push_str(reason);
     }

@@ -76,7 +76,7 @@ impl Verifier {
         fb: framebuffer::Handle,
         frame: &Buffer,
     ) -> Result<bool, PipelineError> {
-        let size = (frame.layout().width, frame.layout().height);
+        let size = (frame.layout().width(), frame.layout().height());
         if size != self.size {
             // Replaced only once the new ones exist: an error leaves the verifier usable.
             self.targets = targets(&self.allocator, &self.display, &self.writeback, size)?;
@@ -91,8 +91,8 @@ impl Verifier {
         let src = frame.map(CpuAccess::Read)?;
         let dst = target.buffer().map(CpuAccess::Read)?;
         let (ss, ds) = (
-            frame.layout().planes[0].stride as usize,
-            target.buffer().layout().planes[0].stride as usize,
+            frame.layout().planes()[0].stride as usize,
+            target.buffer().layout().planes()[0].stride as usize,
         );
         let mut differing = 0usize;
         let mut first = None;

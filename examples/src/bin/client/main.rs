@@ -290,7 +290,7 @@ fn run(options: &Options) -> Result<ExitCode, String> {
             .collect::<Vec<_>>()
             .join(", "),
         buffers[0].buffer().source().name,
-        buffers[0].plan().reasons.join("; ")
+        buffers[0].plan().reasons().join("; ")
     );
 
     if let Some(kind) = options.bad {
@@ -326,7 +326,7 @@ fn run(options: &Options) -> Result<ExitCode, String> {
         };
         {
             let buffer = buffers[index].buffer();
-            let stride = buffer.layout().planes[0].stride as usize;
+            let stride = buffer.layout().planes()[0].stride as usize;
             let mut map = buffer
                 .map(CpuAccess::Write)
                 .map_err(|e| format!("mapping buffer {index}: {e}"))?;
@@ -366,17 +366,17 @@ fn create_wl_buffer(
     let b = buffer.buffer();
     let layout = b.layout();
     let params = dmabuf.create_params(qh, ());
-    for (i, p) in layout.planes.iter().enumerate() {
+    for (i, p) in layout.planes().iter().enumerate() {
         params.add(
             b.fd(),
             i as u32,
             p.offset as u32,
             p.stride as u32,
-            (layout.modifier.0 >> 32) as u32,
-            layout.modifier.0 as u32,
+            (layout.modifier().0 >> 32) as u32,
+            layout.modifier().0 as u32,
         );
     }
-    let fourcc = layout.fourcc.map(|f| f as u32).unwrap_or(0);
+    let fourcc = layout.fourcc().map(|f| f as u32).unwrap_or(0);
     let wl = params.create_immed(
         width as i32,
         height as i32,
@@ -402,10 +402,13 @@ fn present_bad(
     let qh = queue.handle();
     let b = buffer.buffer();
     let layout = b.layout();
-    let plane = layout.planes[0];
-    let fourcc = layout.fourcc.map(|f| f as u32).unwrap_or(0);
+    let plane = layout.planes()[0];
+    let fourcc = layout.fourcc().map(|f| f as u32).unwrap_or(0);
     let params = dmabuf.create_params(&qh, ());
-    let (hi, lo) = ((layout.modifier.0 >> 32) as u32, layout.modifier.0 as u32);
+    let (hi, lo) = (
+        (layout.modifier().0 >> 32) as u32,
+        layout.modifier().0 as u32,
+    );
     let mut format = fourcc;
     match kind {
         BadKind::Stride => {
@@ -418,7 +421,7 @@ fn present_bad(
             params.add(
                 b.fd(),
                 0,
-                layout.size as u32 + 4096,
+                layout.size() as u32 + 4096,
                 plane.stride as u32,
                 hi,
                 lo,
@@ -431,7 +434,7 @@ fn present_bad(
         BadKind::Planes => {
             if state
                 .feedback
-                .supports(Fourcc::Nv12 as u32, layout.modifier.0)
+                .supports(Fourcc::Nv12 as u32, layout.modifier().0)
             {
                 // NV12 needs two planes; send only the luma plane.
                 format = Fourcc::Nv12 as u32;
@@ -442,7 +445,7 @@ fn present_bad(
         BadKind::NotDmabuf => {
             let memfd = rustix::fs::memfd_create("not-a-dmabuf", rustix::fs::MemfdFlags::CLOEXEC)
                 .map_err(|e| format!("memfd_create: {e}"))?;
-            rustix::fs::ftruncate(&memfd, layout.size).map_err(|e| format!("ftruncate: {e}"))?;
+            rustix::fs::ftruncate(&memfd, layout.size()).map_err(|e| format!("ftruncate: {e}"))?;
             params.add(memfd.as_fd(), 0, 0, plane.stride as u32, hi, lo);
         }
     }

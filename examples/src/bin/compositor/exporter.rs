@@ -233,7 +233,7 @@ fn framebuffer_for_swapchain(
         .shared()
         .imports()
         .iter()
-        .find_map(|i| i.as_any().downcast_ref::<DrmImport>())?;
+        .find_map(|i| i.downcast_ref::<DrmImport>())?;
     let gem = GemHandle::from(NonZeroU32::new(import.gem_handle())?);
     // One dma-buf: every plane lives in the one GEM object.
     let mut plane_handles = [None; 4];

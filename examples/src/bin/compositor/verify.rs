@@ -199,18 +199,19 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
         .try_clone_to_owned()
         .map_err(|e| format!("dup: {e}"))?;
     let size = offset + stride * u64::from(h);
-    let layout = Layout {
-        fourcc: Some(code),
-        width: w,
-        height: h,
-        modifier: Modifier::LINEAR,
-        planes: cenalloc::Planes::from_slice(&[PlaneLayout {
+    let layout = Layout::new(
+        Some(code),
+        w,
+        h,
+        Modifier::LINEAR,
+        vec![PlaneLayout {
             offset,
             stride,
             size: stride * u64::from(h),
-        }]),
+        }],
         size,
-    };
+    )
+    .expect("the plane lies inside the buffer");
     let source = SourceChoice {
         kind: SourceKind::Heap,
         name: "wayland client".into(),
