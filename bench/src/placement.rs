@@ -10,7 +10,7 @@
 //! (the "measurement bias" of Mytkowicz et al., ASPLOS 2009, randomised as STABILIZER does,
 //! Curtsinger and Berger, ASPLOS 2013); the spread over placements is reported beside it.
 
-use super::measure::{median_of, median_ratio, Timing};
+use crate::measure::{median_of, median_ratio, Timing};
 
 /// Placements per comparison.
 pub const PLACEMENTS: usize = 5;

@@ -2,14 +2,14 @@
 //!
 //! The guest runs under TCG on a shared 2-core host whose speed drifts by tens of percent
 //! within seconds. Every round therefore runs each variant back to back (in an order that
-//! balances which variant precedes which, [`super::order`]), and ratios are medians of the
+//! balances which variant precedes which, [`crate::order`]), and ratios are medians of the
 //! per-round ratios: drift slower than a round cancels.
 //! Operations of tens of microseconds run one per variant per round ([`compare_each`]), so
 //! a ratio pairs operations microseconds apart.
 
 use std::time::{Duration, Instant};
 
-use super::order::round_order;
+use crate::order::round_order;
 
 /// How long and how often to measure.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +50,7 @@ pub struct Timing {
     /// of one comparison ran back to back.
     #[serde(skip)]
     pub per_round_us: Vec<f64>,
-    /// When the rounds come from several placements ([`super::placement`]): how many rounds
+    /// When the rounds come from several placements ([`crate::placement`]): how many rounds
     /// each contributed, in order; empty for one.
     #[serde(skip)]
     pub placement_rounds: Vec<usize>,

@@ -3,13 +3,13 @@
 //! Under TCG, where one process's code, stack and heap land (address-space randomisation
 //! differs per process) sets a constant speed for that process: the same binary measured the
 //! same case at 1.10x in one process and 1.16x in the next, while the rounds within each
-//! agreed to ±0.5 %. Placements ([`super::placement`]) vary what a process can vary; runs
+//! agreed to ±0.5 %. Placements ([`crate::placement`]) vary what a process can vary; runs
 //! vary the process. `cargo xtask bench` runs `cenalloc-bench` in several processes, each
 //! with its share of the rounds, and merges them here: each ratio is the median of the runs'
 //! ratios, each time the median of the runs' medians.
 
-use super::measure::Timing;
-use super::report::{meets, Row};
+use crate::measure::Timing;
+use crate::report::{meets, Row};
 
 /// One row per (group, case, variant) of `runs`, in the first run's order (rows only later
 /// runs have come after); ratios and times are medians over the runs that have the row.
@@ -87,7 +87,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::report::Ratio;
+    use crate::report::Ratio;
 
     fn row(case: &str, variant: &str, us: f64, ratio: Option<f64>) -> Row {
         Row {

@@ -1,8 +1,9 @@
 //! The results: a plain-text table on stdout and the same rows as JSON.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use super::measure::{paired_ratio, Timing};
+use crate::measure::{paired_ratio, Timing};
 
 /// One measured variant of one case.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -33,7 +34,7 @@ pub struct Ratio {
     /// The paired ratio of each placement on its own (empty for one placement): how much
     /// where the process's objects landed moved the result.
     pub placements: Vec<f64>,
-    /// The ratio of each run (process) when several were merged ([`super::runs`]), else
+    /// The ratio of each run (process) when several were merged ([`crate::runs`]), else
     /// empty.
     #[serde(default)]
     pub runs: Vec<f64>,
@@ -67,7 +68,7 @@ impl Ratio {
             versus: versus_name.to_owned(),
             value,
             method: method.to_owned(),
-            placements: super::placement::ratios(this, versus),
+            placements: crate::placement::ratios(this, versus),
             runs: Vec::new(),
             met: target.as_deref().and_then(|t| meets(t, value)),
             target,
@@ -158,4 +159,79 @@ pub fn table(rows: &[Row]) -> String {
         );
     }
     out
+}
+
+/// Writes `out/bench.txt` (`header`, the table, the targets met and missed, the notes; also
+/// printed on stdout) and `out/bench.json` (`json` with the rows and notes added).
+pub fn write(
+    out: &Path,
+    header: &str,
+    rows: &[Row],
+    notes: &[String],
+    mut json: serde_json::Value,
+) -> Result<(), String> {
+    let mut text = header.to_owned();
+    text.push_str(&table(rows));
+    let count = |met: bool| {
+        rows.iter()
+            .filter(|r| r.ratio.as_ref().and_then(|q| q.met) == Some(met))
+            .count()
+    };
+    text.push_str(&format!(
+        "\ntargets: {} met, {} missed\n",
+        count(true),
+        count(false)
+    ));
+    for n in notes {
+        text.push_str(&format!("note: {n}\n"));
+    }
+    print!("{text}");
+    json["rows"] = serde_json::to_value(rows).map_err(|e| e.to_string())?;
+    json["notes"] = serde_json::to_value(notes).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let write = |name: &str, data: String| {
+        let p = out.join(name);
+        std::fs::write(&p, data).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    write(
+        "bench.json",
+        serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?,
+    )?;
+    write("bench.txt", text)?;
+    eprintln!("cenalloc-bench: wrote {}/bench.{{json,txt}}", out.display());
+    Ok(())
+}
+
+/// Merges the results of runs in separate processes (`dirs`, each holding a `bench.json`) into
+/// `out` ([`crate::runs::merge`]).
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(), String> {
+    let mut rows = Vec::with_capacity(dirs.len());
+    let mut notes: Vec<String> = Vec::new();
+    let mut runs_json = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let path = dir.join("bench.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let run_rows: Vec<Row> = serde_json::from_value(value["rows"].take())
+            .map_err(|e| format!("{}: rows: {e}", path.display()))?;
+        let run_notes: Vec<String> =
+            serde_json::from_value(value["notes"].take()).unwrap_or_default();
+        for n in run_notes {
+            if !notes.contains(&n) {
+                notes.push(n);
+            }
+        }
+        rows.push(run_rows);
+        runs_json.push(value);
+    }
+    let header = format!(
+        "cenalloc-bench: {} runs in separate processes, merged (each its share of the rounds; \
+         see each run's bench.txt); times are medians of the runs' medians, ratios medians \
+         of the runs' ratios, [runs ...] each run's\n",
+        dirs.len()
+    );
+    let json = serde_json::json!({ "runs": runs_json });
+    write(out, &header, &crate::runs::merge(&rows), &notes, json)
 }

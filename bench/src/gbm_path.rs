@@ -7,7 +7,7 @@ use std::path::Path;
 
 use drm::control::Device as _;
 
-use super::raw::Card;
+use cenalloc_raw_ioctl::Card;
 
 /// A GBM device on its own fd of a KMS node.
 pub struct Gbm {
@@ -64,7 +64,7 @@ impl Gbm {
                 )
                 .map_err(|e| format!("PRIME_HANDLE_TO_FD (DRM_RDWR): {e}"))?;
             let len = bo.stride() as usize * height as usize;
-            super::sys::touch_pages(std::os::fd::AsFd::as_fd(&fd), len)
+            cenalloc_raw_ioctl::dmabuf::touch_pages(std::os::fd::AsFd::as_fd(&fd), len)
                 .map_err(|e| format!("touching the GBM buffer: {e}"))?;
             fd
         } else {
