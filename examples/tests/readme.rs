@@ -5,7 +5,10 @@
 fn the_readme_example_is_the_readme_example_program() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
-    let start = readme.find("```rust,no_run\n").expect("a rust block in the README") + 15;
+    let start = readme
+        .find("```rust,no_run\n")
+        .expect("a rust block in the README")
+        + 15;
     let end = start + readme[start..].find("```\n").expect("the block ends");
     let program = std::fs::read_to_string(root.join("src/bin/readme-example.rs")).unwrap();
     let body = program

@@ -2,12 +2,14 @@
 //!
 //! Devices are found by driver or name, never by node number. A helper that cannot find the
 //! device it is asked for panics with a message saying what is missing: in the guest a missing
-//! device is a failure, never a skip.
+//! device is a failure, never a skip. The bare kernel calls (the rig's smoke test, buffers made
+//! behind cenalloc's back) come from `cenalloc-raw-ioctl`.
+
+#![forbid(unsafe_code)]
 
 pub mod devices;
+pub mod fault;
 pub mod fds;
-pub mod raw;
-mod sys;
 
 /// Opens the DRM node of `kind` whose driver is `driver` with the DRM backend; panics if the
 /// guest has none.

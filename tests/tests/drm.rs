@@ -9,9 +9,9 @@ use cenalloc::{
     SourceChoice, SourceKind, Usage,
 };
 use cenalloc_drm::{DrmDevice, DrmError, DrmImport, NodeKind, PlaneKind};
+use cenalloc_raw_ioctl::heap::alloc as heap_alloc;
 use cenalloc_vmtests::devices::heap;
 use cenalloc_vmtests::fds::open_fd_count;
-use cenalloc_vmtests::raw::heap_alloc;
 use cenalloc_vmtests::{dri_debugfs_framebuffers, drm_device};
 use drm::control::Device as _;
 

@@ -153,7 +153,7 @@ fn camera_unplugged_mid_stream_ends_the_loop_with_an_error_and_releases_everythi
         child.try_wait().expect("try_wait").is_none(),
         "camera-to-display ended before the camera was unplugged"
     );
-    let unplugged = cenalloc_vmtests::raw::vivid_disconnect(&node)
+    let unplugged = cenalloc_vmtests::fault::vivid_disconnect(&node)
         .unwrap_or_else(|e| panic!("vivid Disconnect control on {}: {e}", node.display()));
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {

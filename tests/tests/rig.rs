@@ -1,8 +1,11 @@
 //! The rig's smoke test: every device the project is tested against exists in the guest, found
 //! by driver or name, and the memory sources give dma-bufs that map and hold a pattern.
-//! It uses only the bare kernel interfaces (tests/src/raw.rs), not cenalloc.
+//! It uses only the bare kernel interfaces (crate `cenalloc-raw-ioctl`), not cenalloc.
 
-use cenalloc_vmtests::{devices, fds, raw};
+use std::os::fd::AsFd;
+
+use cenalloc_raw_ioctl::{dmabuf, heap, udmabuf};
+use cenalloc_vmtests::{devices, fds};
 
 const MIB: u64 = 1 << 20;
 
@@ -41,10 +44,11 @@ fn heaps_allocate_map_and_hold_a_pattern() {
     let before = fds::open_fd_count();
     for name in ["system", "reserved"] {
         let heap = devices::heap(name);
-        let buf = raw::heap_alloc(&heap, MIB)
+        let buf = heap::alloc(&heap, MIB)
             .unwrap_or_else(|e| panic!("DMA_HEAP_IOCTL_ALLOC on {}: {e}", heap.display()));
         assert!(
-            raw::write_and_verify(&buf, MIB as usize, pattern),
+            dmabuf::write_and_verify(buf.as_fd(), MIB as usize, pattern)
+                .unwrap_or_else(|e| panic!("mmap of the {name} heap's dma-buf: {e}")),
             "{name} heap lost the pattern"
         );
     }
@@ -59,9 +63,9 @@ fn udmabuf_allocates_maps_and_holds_a_pattern() {
         "no /dev/udmabuf"
     );
     let before = fds::open_fd_count();
-    let buf = raw::udmabuf_alloc(MIB).expect("UDMABUF_CREATE");
+    let buf = udmabuf::alloc(MIB).expect("UDMABUF_CREATE");
     assert!(
-        raw::write_and_verify(&buf, MIB as usize, pattern),
+        dmabuf::write_and_verify(buf.as_fd(), MIB as usize, pattern).expect("mmap of the udmabuf"),
         "udmabuf lost the pattern"
     );
     drop(buf);

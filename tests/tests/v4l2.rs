@@ -8,11 +8,12 @@ use cenalloc::{
     Allocator, Buffer, BufferRequest, ConstraintKind, CpuAccess, Error, Fourcc, Importer, Layout,
     Modifier, PlaneLayout, SourceChoice, SourceKind, Usage,
 };
+use cenalloc_raw_ioctl::heap::alloc as heap_alloc;
 use cenalloc_v4l2::{
     probe, ContiguityEvidence, Device, Direction, LastBuffer, PixelFormat, Queue, Role,
     StatefulDecoder, StatefulEncoder, V4l2Import, V4l2Importer,
 };
-use cenalloc_vmtests::{devices, fds, raw};
+use cenalloc_vmtests::{devices, fds};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -248,7 +249,7 @@ fn yuyv_layout(width: u32, height: u32, stride: u64, size: u64) -> Layout {
 
 fn heap_buffer(heap: &str, layout: Layout, label: &str) -> Buffer {
     let size = layout.size().next_multiple_of(4096);
-    let fd = raw::heap_alloc(&devices::heap(heap), size).unwrap();
+    let fd = heap_alloc(&devices::heap(heap), size).unwrap();
     let layout = Layout::new(
         layout.fourcc(),
         layout.width(),

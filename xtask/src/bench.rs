@@ -163,7 +163,7 @@ pub fn main(args: &[String]) -> Result<i32> {
                 "build",
                 "--release",
                 "-p",
-                "cenalloc-examples",
+                "cenalloc-bench",
                 "--bin",
                 "cenalloc-bench",
                 "--bin",

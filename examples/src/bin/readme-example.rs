@@ -1,8 +1,8 @@
 //! The example of the README, as a program (`readme-example [DISPLAY_NODE [CAMERA_NODE]]`);
 //! a test keeps the two identical.
 
-use std::sync::Arc;
 use cenalloc::{Allocator, BufferRequest, Fourcc, Importer, Usage};
+use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A display (DRM node) and a camera (V4L2 node): in the test guest, vkms and vivid-000.
@@ -15,13 +15,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cenalloc_v4l2::Direction::Capture,
     ));
     let devices = [display, camera];
-    let request =
-        BufferRequest::image(640, 480, Fourcc::Xrgb8888, Usage::SCANOUT | Usage::CAMERA_WRITE);
+    let request = BufferRequest::image(
+        640,
+        480,
+        Fourcc::Xrgb8888,
+        Usage::SCANOUT | Usage::CAMERA_WRITE,
+    );
 
     let allocator = Allocator::new();
     // Decide and explain; nothing is allocated yet.
     let plan = allocator.plan(&request, &devices)?;
-    println!("source {}: {} bytes, modifier {}", plan.source().name, plan.size(), plan.modifier());
+    println!(
+        "source {}: {} bytes, modifier {}",
+        plan.source().name,
+        plan.size(),
+        plan.modifier()
+    );
     for reason in plan.reasons() {
         println!("  - {reason}");
     }
