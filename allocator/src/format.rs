@@ -27,9 +27,14 @@ pub struct PlaneGeometry {
     pub vsub: u32,
     /// This plane's stride is the first plane's stride divided by this.
     pub stride_divisor: u64,
+}
+
+impl PlaneGeometry {
     /// Bits per pixel of this plane, averaged over a block (16 for YUYV): what a dumb
     /// buffer's `bpp` asks for.
-    pub bits_per_pixel: u32,
+    pub fn bits_per_pixel(&self) -> u32 {
+        (self.block_bytes * 8 / u64::from(self.block_width)) as u32
+    }
 }
 
 const fn plane(
@@ -45,8 +50,6 @@ const fn plane(
         hsub,
         vsub,
         stride_divisor: div,
-        // Worked out here, at compile time: a division is a helper call under emulation.
-        bits_per_pixel: (block_bytes * 8 / block_width as u64) as u32,
     }
 }
 

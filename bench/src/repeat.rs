@@ -27,9 +27,9 @@ pub const REPEAT_CASES: [&str; 5] = [
 enum Maker {
     /// The raw floor.
     Raw,
-    /// `realize_plan` of a plan made once.
+    /// `allocate` of a plan made once.
     Planned,
-    /// `allocate_and_import`, which finds the plan itself.
+    /// `allocate_and_import`, which plans for every buffer.
     AllocateAndImport,
 }
 

@@ -57,7 +57,7 @@ pub fn export_dumb(
             detail: format!("no dumb buffer for {}", name()),
         })?;
     let plane = info.planes[0];
-    let bpp = plane.bits_per_pixel;
+    let bpp = plane.bits_per_pixel();
     // drm-ffi rather than drm's create_dumb_buffer: the kernel's size is needed, which
     // DumbBuffer keeps private.
     let dumb =

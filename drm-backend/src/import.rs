@@ -4,7 +4,7 @@
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
 //! kernel does not count those imports, so the device counts them (`gem_handles.rs`) and
 //! closes each handle exactly once, after its last user. A buffer the device allocated itself
-//! carries its handle ([`GemRef`], the export's keepalive), so importing it back makes no
+//! carries its handle (kept alive with the export), so importing it back makes no
 //! PRIME call.
 
 use std::fmt;

@@ -1,5 +1,9 @@
 //! Presenting a framebuffer with atomic KMS: pick a connector, a CRTC it can drive and that
 //! CRTC's primary plane, set a mode, commit, and flip to new framebuffers.
+//!
+//! Public because a program that owns the display without a compositor (a camera or decoder
+//! kiosk, a test of a pipeline) needs exactly this much KMS to show the buffers cenalloc
+//! allocated; compositors drive KMS themselves and need not use it.
 
 use std::collections::HashMap;
 

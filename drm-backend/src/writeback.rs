@@ -1,4 +1,6 @@
-//! Reading back what a CRTC produced through a writeback connector (vkms). In 6.12 vkms the
+//! Reading back what a CRTC produced through a writeback connector (vkms). Public because it
+//! is how a user proves what the display showed — that a frame went out zero-copy and
+//! bit-exact — in CI on vkms, as cenalloc's own pipelines and compositor do. In 6.12 vkms the
 //! virtual connector and the writeback connector cannot share the CRTC (possible_clones is
 //! unset), so the CRTC is driven by the writeback connector alone.
 

@@ -1,4 +1,8 @@
 //! Shared helpers of the cenalloc example programs.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
 pub mod pipeline;
 
 /// The README's example, compiled as a doctest.

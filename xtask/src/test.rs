@@ -1,4 +1,6 @@
-//! `cargo xtask test`: the host tests (`cargo test --workspace`, less the guest-only crate),
+//! `cargo xtask test`: first the lints (`cargo fmt --check`, `cargo clippy --workspace
+//! --all-targets -- -D warnings`, `cargo doc --no-deps` with warnings denied), then the host
+//! tests (`cargo test --workspace`, less the guest-only crate),
 //! then the device tests of `tests/` (crate cenalloc-vmtests) inside one guest boot, then one
 //! summary ending in the plain line `N passed, N failed`. Exits non-zero if anything failed or
 //! the guest did not report.
@@ -66,6 +68,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     let mut host_counts = Counts::default();
     let mut guest_counts = Counts::default();
     if host {
+        lint()?;
         eprintln!(
             "xtask test: host tests (cargo test --workspace --exclude cenalloc-vmtests --features {})",
             crate::EXAMPLE_FEATURES
@@ -106,6 +109,51 @@ pub fn main(args: &[String]) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// The checks every change passes before any test runs: formatting, clippy with warnings
+/// denied (missing docs included) on every target, and the API docs without a warning.
+fn lint() -> Result<()> {
+    let features = crate::EXAMPLE_FEATURES;
+    // What is checked, the cargo command, and an environment variable it needs.
+    type Step<'a> = (&'a str, Vec<&'a str>, Option<(&'a str, &'a str)>);
+    let steps: [Step<'_>; 3] = [
+        ("cargo fmt --check", vec!["fmt", "--all", "--check"], None),
+        (
+            "cargo clippy --all-targets -- -D warnings",
+            vec![
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--features",
+                features,
+                "--",
+                "-D",
+                "warnings",
+            ],
+            None,
+        ),
+        (
+            "cargo doc --no-deps (warnings denied)",
+            vec!["doc", "--workspace", "--no-deps", "--features", features],
+            Some(("RUSTDOCFLAGS", "-D warnings")),
+        ),
+    ];
+    for (what, args, env) in steps {
+        eprintln!("xtask test: lint: {what}");
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(workspace_root()).args(&args);
+        if let Some((key, value)) = env {
+            cmd.env(key, value);
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| format!("cannot run {what}: {e}"))?;
+        if !status.success() {
+            return Err(format!("lint failed: {what} ({status})"));
+        }
+    }
+    Ok(())
 }
 
 /// Parses libtest output lines into counts, collecting failed test names.

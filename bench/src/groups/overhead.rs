@@ -18,7 +18,7 @@ type RawCycle = Box<dyn Fn(bool) -> Res<()>>;
 impl Bench {
     /// A 32x32 heap buffer into vkms: the floor with and without SET_NAME, cenalloc's
     /// allocation with the raw import, with cenalloc-drm's import, and the whole of
-    /// realize_plan; then the same for a display-only buffer and for vivid-001.
+    /// `allocate` of the kept plan; then the same for a display-only buffer and for vivid-001.
     pub fn group_overhead(&mut self) -> Res<()> {
         let group = "fixed cost: what cenalloc adds to the raw floor (→ vkms)";
         let (w, h) = (32, 32);
