@@ -38,3 +38,14 @@ pub fn dri_debugfs_framebuffers(dev: &cenalloc_drm::DrmDevice) -> usize {
         .filter(|l| l.starts_with("framebuffer["))
         .count()
 }
+
+/// The path of the workspace program `name` (from `$CENALLOC_BIN_DIR`, which `cargo xtask
+/// test` sets, else `target/debug`); panics if it was not built.
+pub fn program(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("CENALLOC_BIN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("target/debug"));
+    let path = dir.join(name);
+    assert!(path.is_file(), "{} is not built", path.display());
+    path
+}

@@ -1,18 +1,12 @@
 //! `cenalloc-info` in the guest: the inventory names every device the rig has with the keys
 //! tools rely on, and `--plan --json` gives the decision cenalloc would make.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 fn info(args: &[&str]) -> Value {
-    let dir = std::env::var_os("CENALLOC_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/debug"));
-    let bin = dir.join("cenalloc-info");
-    assert!(bin.is_file(), "{} is not built", bin.display());
-    let out = Command::new(&bin)
+    let out = Command::new(cenalloc_vmtests::program("cenalloc-info"))
         .args(args)
         .output()
         .expect("run cenalloc-info");

@@ -8,12 +8,7 @@ use std::process::{Command, Output};
 use cenalloc_drm::NodeKind;
 
 fn bin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("CENALLOC_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/debug"));
-    let bin = dir.join(name);
-    assert!(bin.is_file(), "{} is not built", bin.display());
-    bin
+    cenalloc_vmtests::program(name)
 }
 
 /// Runs a pipeline program; returns its output with stdout and stderr echoed.

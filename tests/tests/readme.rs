@@ -2,7 +2,6 @@
 //! vivid-000 (contiguous memory only) as the camera — the CMA heap is chosen and the buffer
 //! becomes a framebuffer on the display.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use cenalloc_vmtests::devices;
@@ -10,12 +9,7 @@ use cenalloc_vmtests::devices;
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn the_readme_example_runs_on_vkms_and_vivid_000() {
-    let dir = std::env::var_os("CENALLOC_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/debug"));
-    let bin = dir.join("readme-example");
-    assert!(bin.is_file(), "{} is not built", bin.display());
-    let out = Command::new(&bin)
+    let out = Command::new(cenalloc_vmtests::program("readme-example"))
         .arg(devices::drm_card("vkms"))
         .arg(devices::video_node("vivid-000-vid-cap"))
         .output()
