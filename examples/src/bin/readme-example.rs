@@ -15,22 +15,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cenalloc_v4l2::Direction::Capture,
     ));
     let devices = [display, camera];
-    let request = BufferRequest::image(
-        640,
-        480,
-        Fourcc::Xrgb8888,
-        Usage::SCANOUT | Usage::CAMERA_WRITE,
-    );
+    let usage = Usage::SCANOUT | Usage::CAMERA_WRITE;
+    let request = BufferRequest::image(640, 480, Fourcc::Xrgb8888, usage);
 
     let allocator = Allocator::new();
     // Decide and explain; nothing is allocated yet.
     let plan = allocator.plan(&request, &devices)?;
-    println!(
-        "source {}: {} bytes, modifier {}",
-        plan.source().name,
-        plan.size(),
-        plan.modifier()
-    );
+    println!("source {}: {} bytes", plan.source().name, plan.size());
     for reason in plan.reasons() {
         println!("  - {reason}");
     }
