@@ -283,10 +283,12 @@ impl Allocator {
         let buffer = match plan.exporter() {
             Some(i) => {
                 let exported = self.export_from(plan, i)?;
-                Buffer::from_export(
-                    exported,
-                    plan.source().clone(),
+                Buffer::assemble(
+                    exported.fd,
+                    exported.layout,
+                    plan.shared_source().clone(),
                     Some(plan.source_properties().clone()),
+                    exported.keepalive,
                 )
             }
             None => {
@@ -299,11 +301,12 @@ impl Allocator {
                         )],
                     })?;
                 let fd = source.allocate(plan.size())?;
-                Buffer::new_unchecked(
+                Buffer::assemble(
                     fd,
                     plan.layout().clone(),
-                    plan.source().clone(),
+                    plan.shared_source().clone(),
                     Some(plan.source_properties().clone()),
+                    None,
                 )
             }
         };

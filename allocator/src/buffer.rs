@@ -20,7 +20,7 @@ pub struct Buffer {
 struct Inner {
     fd: OwnedFd,
     layout: Layout,
-    source: SourceChoice,
+    source: Arc<SourceChoice>,
     properties: Option<SourceProperties>,
     keepalive: Option<Box<dyn Any + Send + Sync>>,
 }
@@ -94,16 +94,20 @@ impl FenceAccess {
     }
 }
 
-/// `name` as the kernel keeps a dma-buf's name: at most 31 bytes (DMA_BUF_NAME_LEN - 1),
-/// cut at the first NUL and at a character boundary.
-fn kernel_name(name: &str) -> std::ffi::CString {
+/// The room the kernel keeps for a dma-buf's name, its NUL included (DMA_BUF_NAME_LEN).
+const DMA_BUF_NAME_LEN: usize = 32;
+
+/// `name` as the kernel keeps a dma-buf's name: at most 31 bytes, cut at the first NUL and at
+/// a character boundary, NUL-terminated in the kernel's fixed-size field.
+fn kernel_name(name: &str) -> [u8; DMA_BUF_NAME_LEN] {
     let name = name.split('\0').next().unwrap_or_default();
-    let mut end = name.len().min(31);
+    let mut end = name.len().min(DMA_BUF_NAME_LEN - 1);
     while !name.is_char_boundary(end) {
         end -= 1;
     }
-    // No NUL is left in name[..end].
-    std::ffi::CString::new(&name[..end]).unwrap_or_default()
+    let mut field = [0; DMA_BUF_NAME_LEN];
+    field[..end].copy_from_slice(&name.as_bytes()[..end]);
+    field
 }
 
 /// Checks that `fd` is a dma-buf: its /proc/self/fd link names the dma-buf file system, or
@@ -168,26 +172,7 @@ impl Buffer {
     /// client's). Fails with [`crate::Error::NotDmabuf`] if `fd` is not a dma-buf.
     pub fn from_fd(fd: OwnedFd, layout: Layout, source: SourceChoice) -> Result<Buffer> {
         ensure_dmabuf(&fd, &source.name)?;
-        Ok(Self::new_unchecked(fd, layout, source, None))
-    }
-
-    /// Wraps an fd a memory source or a device's export just returned, trusted to be a
-    /// dma-buf (or, in host tests, a memfd standing in for one).
-    pub(crate) fn new_unchecked(
-        fd: OwnedFd,
-        layout: Layout,
-        source: SourceChoice,
-        properties: Option<SourceProperties>,
-    ) -> Buffer {
-        Buffer {
-            inner: Arc::new(Inner {
-                fd,
-                layout,
-                source,
-                properties,
-                keepalive: None,
-            }),
-        }
+        Ok(Self::assemble(fd, layout, Arc::new(source), None, None))
     }
 
     /// Wraps the dma-buf a device exported (by a direct [`crate::Importer::export`] call) as
@@ -197,13 +182,31 @@ impl Buffer {
         source: SourceChoice,
         properties: Option<SourceProperties>,
     ) -> Buffer {
+        let crate::Exported {
+            fd,
+            layout,
+            keepalive,
+        } = exported;
+        Self::assemble(fd, layout, Arc::new(source), properties, keepalive)
+    }
+
+    /// A buffer of an fd a memory source or a device's export returned, trusted to be a
+    /// dma-buf (or, in host tests, a memfd standing in for one); `source` is shared with the
+    /// plan it came from.
+    pub(crate) fn assemble(
+        fd: OwnedFd,
+        layout: Layout,
+        source: Arc<SourceChoice>,
+        properties: Option<SourceProperties>,
+        keepalive: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Buffer {
         Buffer {
             inner: Arc::new(Inner {
-                fd: exported.fd,
-                layout: exported.layout,
+                fd,
+                layout,
                 source,
                 properties,
-                keepalive: exported.keepalive,
+                keepalive,
             }),
         }
     }
@@ -281,8 +284,10 @@ impl Buffer {
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
     /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        let name = kernel_name(name);
-        sys::dma_buf_set_name(self.fd(), &name)
+        let field = kernel_name(name);
+        // The field always ends in a NUL.
+        let name = std::ffi::CStr::from_bytes_until_nul(&field).unwrap_or_default();
+        sys::dma_buf_set_name(self.fd(), name)
             .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
     }
 
@@ -405,7 +410,7 @@ mod tests {
         let buffer = Buffer::from_export(plain, choice(), None);
         assert!(buffer.keepalive().is_none());
         assert!(
-            Buffer::new_unchecked(memfd(4096), blob_layout(4096), choice(), None)
+            Buffer::assemble(memfd(4096), blob_layout(4096), Arc::new(choice()), None, None)
                 .keepalive()
                 .is_none()
         );
@@ -413,17 +418,22 @@ mod tests {
 
     #[test]
     fn kernel_names_are_cut_as_the_kernel_keeps_them() {
-        assert_eq!(kernel_name("short").as_bytes(), b"short");
-        assert_eq!(kernel_name(&"x".repeat(40)).as_bytes().len(), 31);
-        assert_eq!(kernel_name("ab\0cd").as_bytes(), b"ab");
-        assert!(kernel_name(&"é".repeat(20)).to_str().is_ok());
+        let kept = |name: &str| {
+            let field = kernel_name(name);
+            let name = std::ffi::CStr::from_bytes_until_nul(&field).unwrap();
+            name.to_str().map(str::to_owned)
+        };
+        assert_eq!(kept("short").unwrap(), "short");
+        assert_eq!(kept(&"x".repeat(40)).unwrap().len(), 31);
+        assert_eq!(kept("ab\0cd").unwrap(), "ab");
+        assert_eq!(kept(&"é".repeat(20)).unwrap(), "é".repeat(15));
     }
 
     #[test]
     fn map_write_read_back() {
         let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 8192).unwrap();
-        let b = Buffer::new_unchecked(fd, blob_layout(8192), choice(), None);
+        let b = Buffer::assemble(fd, blob_layout(8192), Arc::new(choice()), None, None);
         {
             let mut m = b.map(CpuAccess::Write).unwrap();
             m.as_mut_slice()[4000] = 0xab;

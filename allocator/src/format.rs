@@ -218,11 +218,13 @@ pub(crate) fn compute_layout(
                 width: 0,
                 height: 0,
                 modifier,
-                planes: vec![PlaneLayout {
+                planes: [PlaneLayout {
                     offset: 0,
                     stride: 0,
                     size: want,
-                }],
+                }]
+                .into_iter()
+                .collect(),
                 size: total,
             });
         }
@@ -301,9 +303,10 @@ pub(crate) fn compute_layout(
         u64::from(c.height_align),
         "padded height",
     )?;
-    let mut planes = Vec::with_capacity(info.planes.len());
+    let mut planes = crate::layout::Planes::new();
     let mut end = 0u64;
-    for (p, g) in info.planes.iter().enumerate() {
+    // The format table has at most three planes per format.
+    for (p, g) in info.planes.iter().enumerate().take(Layout::MAX_PLANES) {
         let stride = stride0 / g.stride_divisor;
         if let Some(max) = c.max_pitch.filter(|&max| stride > max) {
             return Err(conflict(

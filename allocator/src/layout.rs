@@ -16,6 +16,9 @@ pub struct PlaneLayout {
     pub size: u64,
 }
 
+/// The planes of a layout: at most [`Layout::MAX_PLANES`].
+pub(crate) type Planes = arrayvec::ArrayVec<PlaneLayout, { Layout::MAX_PLANES }>;
+
 /// The full layout of a buffer: what an importer needs besides the fd. Every plane lies
 /// inside the buffer's size; [`Layout::new`] checks it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub struct Layout {
     pub(crate) width: u32,
     pub(crate) height: u32,
     pub(crate) modifier: Modifier,
-    pub(crate) planes: Vec<PlaneLayout>,
+    pub(crate) planes: Planes,
     pub(crate) size: u64,
 }
 
@@ -39,21 +42,28 @@ fn serialize_fourcc<S: serde::Serializer>(f: &Option<Fourcc>, s: S) -> Result<S:
 }
 
 impl Layout {
+    /// The most planes a layout has: four, as a DRM framebuffer and a DRM format have at most.
+    pub const MAX_PLANES: usize = 4;
+
     /// An image (`fourcc` is `Some`) or blob layout of `size` bytes whose planes lie at the
-    /// given offsets. Fails with [`Error::InvalidLayout`] when there is no plane, or a plane
-    /// does not lie inside `size`.
+    /// given offsets. Fails with [`Error::InvalidLayout`] unless there are 1 to
+    /// [`Layout::MAX_PLANES`] planes and each lies inside `size`.
     pub fn new(
         fourcc: Option<Fourcc>,
         width: u32,
         height: u32,
         modifier: Modifier,
-        planes: Vec<PlaneLayout>,
+        planes: &[PlaneLayout],
         size: u64,
     ) -> Result<Layout> {
-        if planes.is_empty() {
+        if planes.is_empty() || planes.len() > Self::MAX_PLANES {
             return Err(Error::InvalidLayout {
                 plane: None,
-                reason: "a layout needs at least one plane".into(),
+                reason: format!(
+                    "{} planes (a layout has 1 to {})",
+                    planes.len(),
+                    Self::MAX_PLANES
+                ),
             });
         }
         for (i, p) in planes.iter().enumerate() {
@@ -73,7 +83,7 @@ impl Layout {
             width,
             height,
             modifier,
-            planes,
+            planes: planes.iter().copied().collect(),
             size,
         })
     }
@@ -85,11 +95,13 @@ impl Layout {
             width: 0,
             height: 0,
             modifier: Modifier::LINEAR,
-            planes: vec![PlaneLayout {
+            planes: [PlaneLayout {
                 offset: 0,
                 stride: 0,
                 size,
-            }],
+            }]
+            .into_iter()
+            .collect(),
             size,
         }
     }

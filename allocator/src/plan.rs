@@ -41,7 +41,7 @@ struct PlanInner {
     #[cfg_attr(feature = "serde", serde(skip))]
     importers: Vec<Arc<dyn Importer>>,
     merged: MergedConstraints,
-    source: SourceChoice,
+    source: Arc<SourceChoice>,
     source_properties: SourceProperties,
     exporter: Option<usize>,
     layout: Layout,
@@ -80,7 +80,7 @@ impl Plan {
                 request: parts.request,
                 importers: parts.importers,
                 merged: parts.merged,
-                source: parts.source,
+                source: Arc::new(parts.source),
                 source_properties: parts.source_properties,
                 exporter: parts.exporter,
                 layout: parts.layout,
@@ -107,6 +107,11 @@ impl Plan {
 
     /// Where the memory comes from.
     pub fn source(&self) -> &SourceChoice {
+        &self.inner.source
+    }
+
+    /// [`Plan::source`], shared with every buffer allocated from the plan.
+    pub(crate) fn shared_source(&self) -> &Arc<SourceChoice> {
         &self.inner.source
     }
 

@@ -88,7 +88,7 @@ pub fn export_dumb(
         width,
         height,
         Modifier::LINEAR,
-        vec![plane],
+        &[plane],
         dumb.size,
     )
     .map_err(|e| DrmError::io(dev.name(), "CREATE_DUMB", std::io::Error::other(e)))?;
@@ -184,7 +184,7 @@ pub fn export_gbm(
         // GBM_BO_USE_LINEAR guarantees the layout the driver cannot name.
         modifier = Modifier::LINEAR;
     }
-    let layout = Layout::new(Some(fourcc), width, height, modifier, planes, size)
+    let layout = Layout::new(Some(fourcc), width, height, modifier, &planes, size)
         .map_err(|e| DrmError::io(dev.name(), "GBM layout", std::io::Error::other(e)))?;
     let keepalive = GbmKeepalive {
         _bo: bo,

@@ -8,7 +8,7 @@
 //! GEM_CLOSE both run under the table's lock, so a handle is never handed out by PRIME while
 //! it is being closed.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use drm::buffer::Handle as GemHandle;
@@ -19,11 +19,11 @@ use crate::device::Node;
 /// The GEM handles of one open file and how many users each has.
 #[derive(Debug, Default)]
 pub(crate) struct GemHandles {
-    users: Mutex<HashMap<u32, usize>>,
+    users: Mutex<BTreeMap<u32, usize>>,
 }
 
 impl GemHandles {
-    fn users(&self) -> MutexGuard<'_, HashMap<u32, usize>> {
+    fn users(&self) -> MutexGuard<'_, BTreeMap<u32, usize>> {
         self.users
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())

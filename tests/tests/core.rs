@@ -335,7 +335,7 @@ fn bad_input_gives_typed_errors_and_leaks_no_fd() {
         0,
         0,
         Modifier::LINEAR,
-        vec![PlaneLayout {
+        &[PlaneLayout {
             offset: 0,
             stride: 0,
             size: 4096,

@@ -28,7 +28,7 @@ fn xrgb_buffer(w: u32, h: u32, stride: u64, modifier: Modifier) -> Buffer {
         w,
         h,
         modifier,
-        vec![PlaneLayout {
+        &[PlaneLayout {
             offset: 0,
             stride,
             size: stride * u64::from(h),
@@ -262,7 +262,7 @@ fn bad_input_gives_typed_errors_and_leaks_nothing() {
             l.width(),
             4096,
             l.modifier(),
-            l.planes().to_vec(),
+            l.planes(),
             l.size(),
         )
         .unwrap();

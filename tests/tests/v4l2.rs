@@ -237,7 +237,7 @@ fn yuyv_layout(width: u32, height: u32, stride: u64, size: u64) -> Layout {
         width,
         height,
         Modifier::LINEAR,
-        vec![PlaneLayout {
+        &[PlaneLayout {
             offset: 0,
             stride,
             size,
@@ -255,7 +255,7 @@ fn heap_buffer(heap: &str, layout: Layout, label: &str) -> Buffer {
         layout.width(),
         layout.height(),
         layout.modifier(),
-        layout.planes().to_vec(),
+        layout.planes(),
         size,
     )
     .unwrap();

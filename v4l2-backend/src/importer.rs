@@ -448,7 +448,7 @@ impl Importer for V4l2Importer {
             self.name,
             format.pixelformat
         );
-        let layout = Layout::new(fourcc, width, height, Modifier::LINEAR, planes, size)?;
+        let layout = Layout::new(fourcc, width, height, Modifier::LINEAR, &planes, size)?;
         Ok(Exported::new(fd, layout))
     }
 }

@@ -38,7 +38,7 @@ pub fn run_copy_loop(
             width,
             height,
             modifier,
-            vec![plane],
+            &[plane],
             size,
         )
     };

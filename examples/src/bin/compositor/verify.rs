@@ -204,7 +204,7 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
         w,
         h,
         Modifier::LINEAR,
-        vec![PlaneLayout {
+        &[PlaneLayout {
             offset,
             stride,
             size: stride * u64::from(h),
