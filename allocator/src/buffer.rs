@@ -100,13 +100,14 @@ const DMA_BUF_NAME_LEN: usize = 32;
 /// `name` as the kernel keeps a dma-buf's name: at most 31 bytes, cut at the first NUL and at
 /// a character boundary, NUL-terminated in the kernel's fixed-size field.
 fn kernel_name(name: &str) -> [u8; DMA_BUF_NAME_LEN] {
-    let name = name.split('\0').next().unwrap_or_default();
-    let mut end = name.len().min(DMA_BUF_NAME_LEN - 1);
+    let bytes = name.as_bytes();
+    let mut end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    end = end.min(DMA_BUF_NAME_LEN - 1);
     while !name.is_char_boundary(end) {
         end -= 1;
     }
     let mut field = [0; DMA_BUF_NAME_LEN];
-    field[..end].copy_from_slice(&name.as_bytes()[..end]);
+    field[..end].copy_from_slice(&bytes[..end]);
     field
 }
 
@@ -285,7 +286,7 @@ impl Buffer {
     /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
     pub fn set_name(&self, name: &str) -> Result<()> {
         let field = kernel_name(name);
-        // The field always ends in a NUL.
+        // The field always holds a NUL.
         let name = std::ffi::CStr::from_bytes_until_nul(&field).unwrap_or_default();
         sys::dma_buf_set_name(self.fd(), name)
             .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
@@ -409,11 +410,15 @@ mod tests {
         assert!(plain.keepalive().is_none());
         let buffer = Buffer::from_export(plain, choice(), None);
         assert!(buffer.keepalive().is_none());
-        assert!(
-            Buffer::assemble(memfd(4096), blob_layout(4096), Arc::new(choice()), None, None)
-                .keepalive()
-                .is_none()
-        );
+        assert!(Buffer::assemble(
+            memfd(4096),
+            blob_layout(4096),
+            Arc::new(choice()),
+            None,
+            None
+        )
+        .keepalive()
+        .is_none());
     }
 
     #[test]

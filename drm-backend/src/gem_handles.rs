@@ -6,9 +6,8 @@
 //! arrives as a foreign fd. So the device counts the users of each handle itself — an export
 //! keeping its buffer, each import — and closes a handle after its last user. PRIME and
 //! GEM_CLOSE both run under the table's lock, so a handle is never handed out by PRIME while
-//! it is being closed.
+//! it is being closed. A device has a handful of live handles: the table is a short list.
 
-use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use drm::buffer::Handle as GemHandle;
@@ -19,11 +18,21 @@ use crate::device::Node;
 /// The GEM handles of one open file and how many users each has.
 #[derive(Debug, Default)]
 pub(crate) struct GemHandles {
-    users: Mutex<BTreeMap<u32, usize>>,
+    /// (handle, users) of every live handle.
+    users: Mutex<Vec<(u32, usize)>>,
+}
+
+/// One more user of `handle` in `users`.
+fn count_one_more(users: &mut Vec<(u32, usize)>, handle: GemHandle) {
+    let raw = u32::from(handle);
+    match users.iter_mut().find(|(h, _)| *h == raw) {
+        Some((_, n)) => *n += 1,
+        None => users.push((raw, 1)),
+    }
 }
 
 impl GemHandles {
-    fn users(&self) -> MutexGuard<'_, BTreeMap<u32, usize>> {
+    fn users(&self) -> MutexGuard<'_, Vec<(u32, usize)>> {
         self.users
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -32,7 +41,7 @@ impl GemHandles {
     /// Counts one more user of `handle`, which the device created (CREATE_DUMB) or which a
     /// live export of the device holds.
     pub(crate) fn add_user(&self, handle: GemHandle) {
-        *self.users().entry(u32::from(handle)).or_insert(0) += 1;
+        count_one_more(&mut self.users(), handle);
     }
 
     /// PRIME_FD_TO_HANDLE through `prime`, counting one more user of the handle it gives.
@@ -42,7 +51,7 @@ impl GemHandles {
     ) -> std::io::Result<GemHandle> {
         let mut users = self.users();
         let handle = prime()?;
-        *users.entry(u32::from(handle)).or_insert(0) += 1;
+        count_one_more(&mut users, handle);
         Ok(handle)
     }
 
@@ -50,13 +59,13 @@ impl GemHandles {
     pub(crate) fn release(&self, node: &Node, device: &str, handle: GemHandle) {
         let mut users = self.users();
         let raw = u32::from(handle);
-        match users.get_mut(&raw) {
-            Some(n) if *n > 1 => {
-                *n -= 1;
+        match users.iter().position(|(h, _)| *h == raw) {
+            Some(i) if users[i].1 > 1 => {
+                users[i].1 -= 1;
                 return;
             }
-            Some(_) => {
-                users.remove(&raw);
+            Some(i) => {
+                users.swap_remove(i);
             }
             None => log::warn!("{device}: GEM handle {raw} released but not counted"),
         }
@@ -85,7 +94,7 @@ mod tests {
         handles.add_user(handle(3));
         let got = handles.acquire(|| Ok(handle(3))).unwrap();
         assert_eq!(u32::from(got), 3);
-        assert_eq!(handles.users().get(&3), Some(&2));
+        assert_eq!(*handles.users(), vec![(3, 2)]);
         assert_eq!(handles.live(), 1);
     }
 
@@ -94,7 +103,7 @@ mod tests {
         let handles = GemHandles::default();
         handles.acquire(|| Ok(handle(7))).unwrap();
         handles.acquire(|| Ok(handle(7))).unwrap();
-        assert_eq!(handles.users().get(&7), Some(&2));
+        assert_eq!(*handles.users(), vec![(7, 2)]);
     }
 
     #[test]

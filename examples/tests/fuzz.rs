@@ -337,7 +337,9 @@ fn layout() -> impl Strategy<Value = Layout> {
                 .collect();
             Layout::new(fourcc, width, height, modifier, &planes, size).ok()
         })
-        .prop_filter_map("a layout has 1 to 4 planes inside the buffer", |layout| layout)
+        .prop_filter_map("a layout has 1 to 4 planes inside the buffer", |layout| {
+            layout
+        })
 }
 
 proptest! {
