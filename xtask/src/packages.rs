@@ -33,6 +33,18 @@ const PACKAGES: &[&str] = &[
     // the compositor's --session (cargo feature libseat) and the seat daemon its test runs
     "libseat-dev",
     "seatd",
+    // programs nobody here wrote, run against cenalloc in the guest: weston and its demo
+    // clients, wayland-info, v4l2-ctl, GStreamer's tools and V4L2/KMS/Wayland elements
+    "weston",
+    "wayland-utils",
+    "v4l-utils",
+    "gstreamer1.0-tools",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    // the GStreamer plugin crate (gstreamer-rs)
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
 ];
 
 const BACKPORTS_LIST: &str = "/etc/apt/sources.list.d/cenalloc-backports.sources";
