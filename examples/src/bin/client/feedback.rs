@@ -1,5 +1,7 @@
-//! linux-dmabuf v4 feedback as the client sees it: the format table, the main device and the
-//! tranches (target device, flags, format/modifier pairs).
+//! linux-dmabuf feedback as the client sees it: the format table, the main device and the
+//! tranches (target device, flags, format/modifier pairs). A version 4 compositor sends it, and
+//! sends it again whenever it changes; from a version 3 compositor the client has only the
+//! format/modifier pairs, which make one tranche with no device and no scanout flag.
 
 use std::os::fd::OwnedFd;
 
@@ -27,11 +29,42 @@ pub struct Feedback {
     pub tranches: Vec<Tranche>,
     /// The tranche being received.
     pub pending: Tranche,
-    /// True once `done` arrived.
-    pub done: bool,
+    /// How many complete feedbacks arrived (`done` events): a change shows as a new number.
+    pub generation: u32,
+    /// A `done` ended the last batch; the next event starts a new feedback.
+    complete: bool,
 }
 
 impl Feedback {
+    /// The feedback of a version 3 compositor: its format/modifier pairs as one tranche.
+    pub fn from_formats(formats: Vec<(u32, u64)>) -> Feedback {
+        Feedback {
+            tranches: vec![Tranche {
+                target_device: None,
+                scanout: false,
+                formats,
+            }],
+            generation: 1,
+            complete: true,
+            ..Feedback::default()
+        }
+    }
+
+    /// Called for every event but `done`: the first event after a `done` starts a new
+    /// feedback, which replaces the tranches of the last one.
+    pub fn receiving(&mut self) {
+        if std::mem::take(&mut self.complete) {
+            self.tranches.clear();
+            self.pending = Tranche::default();
+        }
+    }
+
+    /// A `done` event: the feedback is complete.
+    pub fn finish(&mut self) {
+        self.complete = true;
+        self.generation += 1;
+    }
+
     /// Reads the format table (16 bytes per entry: u32 format, 4 bytes padding, u64 modifier).
     pub fn read_table(&mut self, fd: OwnedFd, size: u32) -> std::io::Result<()> {
         let mut bytes = vec![0u8; size as usize];

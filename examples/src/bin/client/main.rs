@@ -1,11 +1,14 @@
 //! A Wayland client that allocates its buffers with cenalloc and presents them fullscreen via
-//! linux-dmabuf v4 and xdg-shell.
+//! linux-dmabuf (version 3, 4 or 5) and xdg-shell.
 //!
-//! It reads the compositor's dma-buf feedback and allocates its buffers with cenalloc: for a
-//! format in the scanout tranche, with SCANOUT usage and the main device (opened through
-//! cenalloc-drm) as importer; for any other format, for the CPU alone. It
-//! draws a moving pattern on the CPU (frame counter in the first pixels of row 0) and presents
-//! `--frames N` frames. `--format` picks the fourcc (e.g. one the plane cannot scan out, to see
+//! It reads its surface's dma-buf feedback (version 4 and later; a version 3 compositor gives
+//! only its formats) and allocates its buffers with cenalloc: for a format in a scanout
+//! tranche, with SCANOUT usage and the main device (opened through cenalloc-drm) as importer;
+//! for any other format, or without a scanout tranche, for the CPU alone. When the feedback
+//! changes (a compositor may add the scanout tranche once the surface could be scanned out)
+//! it allocates anew. It draws a moving pattern on the CPU (frame counter in the first pixels
+//! of row 0), presents `--frames N` frames and, where the compositor has wp_presentation,
+//! prints for each frame whether it was presented zero-copy. `--format` picks the fourcc (e.g. one the plane cannot scan out, to see
 //! the compositor composite it); `--bad KIND` sends one malformed buffer and expects the
 //! linux-dmabuf protocol error (exit 0 if it came, 1 if the compositor accepted the buffer).
 //!
@@ -23,10 +26,12 @@ use std::sync::Arc;
 use cenalloc::{BufferRequest, CpuAccess, Fourcc, Importer, Modifier, SharedBuffer, Usage};
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
 use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_registry, wl_surface};
+use wayland_client::Proxy;
 use wayland_client::{delegate_noop, Connection, Dispatch, EventQueue, QueueHandle, WEnum};
 use wayland_protocols::wp::linux_dmabuf::zv1::client::{
     zwp_linux_buffer_params_v1, zwp_linux_dmabuf_feedback_v1, zwp_linux_dmabuf_v1,
 };
+use wayland_protocols::wp::presentation_time::client::{wp_presentation, wp_presentation_feedback};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
 use feedback::Feedback;
@@ -109,6 +114,11 @@ fn parse_options() -> Result<Options, String> {
 #[derive(Default)]
 struct State {
     feedback: Feedback,
+    /// format/modifier pairs a version 3 linux-dmabuf global announced.
+    v3_formats: Vec<(u32, u64)>,
+    /// Frames the compositor reported presented, and how many of them zero-copy.
+    presented: u32,
+    zero_copy: u32,
     size: (i32, i32),
     configure_serial: Option<u32>,
     frame_done: bool,
@@ -172,85 +182,42 @@ fn wayland_error(conn: &Connection, e: impl std::fmt::Display) -> String {
     }
 }
 
-fn run(options: &Options) -> Result<ExitCode, String> {
-    let conn = Connection::connect_to_env().map_err(|e| format!("cannot connect: {e}"))?;
-    let (globals, mut queue): (_, EventQueue<State>) =
-        registry_queue_init(&conn).map_err(|e| format!("registry: {e}"))?;
-    let qh = queue.handle();
-    let compositor: wl_compositor::WlCompositor = globals
-        .bind(&qh, 4..=6, ())
-        .map_err(|e| format!("wl_compositor: {e}"))?;
-    let wm_base: xdg_wm_base::XdgWmBase = globals
-        .bind(&qh, 1..=6, ())
-        .map_err(|e| format!("xdg_wm_base: {e}"))?;
-    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals
-        .bind(&qh, 4..=5, ())
-        .map_err(|e| format!("zwp_linux_dmabuf_v1 version 4: {e}"))?;
+/// The buffers of the client and how they were allocated.
+struct Buffers {
+    shared: Vec<SharedBuffer>,
+    /// Allocated for a scanout tranche (with the main device as importer).
+    scanout: bool,
+    /// The feedback generation they were allocated for.
+    generation: u32,
+}
 
-    let mut state = State::default();
-    dmabuf.get_default_feedback(&qh, ());
-    while !state.feedback.done {
-        queue
-            .blocking_dispatch(&mut state)
-            .map_err(|e| wayland_error(&conn, e))?;
-    }
-    let main_device = state
-        .feedback
-        .main_device
-        .ok_or("feedback without a main device")?;
-    let node = feedback::node_of(main_device);
-    log::info!(
-        "main device {main_device:#x} ({}), {} tranche(s), {} scanout format(s)",
-        node.as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "no node".into()),
-        state.feedback.tranches.len(),
-        state
-            .feedback
-            .tranches
-            .iter()
-            .filter(|t| t.scanout)
-            .map(|t| t.formats.len())
-            .sum::<usize>()
-    );
-
-    let surface = compositor.create_surface(&qh, ());
-    let xdg_surface = wm_base.get_xdg_surface(&surface, &qh, ());
-    let toplevel = xdg_surface.get_toplevel(&qh, ());
-    toplevel.set_title("cenalloc client".into());
-    toplevel.set_fullscreen(None);
-    surface.commit();
-    while state.configure_serial.is_none() {
-        queue
-            .blocking_dispatch(&mut state)
-            .map_err(|e| wayland_error(&conn, e))?;
-    }
-    let (width, height) = match state.size {
-        (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
-        _ => (640, 480),
-    };
-    xdg_surface.ack_configure(state.configure_serial.take().expect("configured"));
-
+/// Allocates three buffers for the feedback as it stands: with the main device for a format
+/// in a scanout tranche, else for the CPU alone.
+fn allocate(
+    allocator: &cenalloc::Allocator,
+    feedback: &Feedback,
+    options: &Options,
+    (width, height): (u32, u32),
+) -> Result<Buffers, String> {
     let fourcc = options.fourcc;
     let modifier = Modifier::LINEAR;
     let code = fourcc as u32;
-    if !state.feedback.supports(code, modifier.0) {
+    if !feedback.supports(code, modifier.0) {
         log::warn!("{fourcc:?}/LINEAR is not in the compositor's feedback; trying anyway");
     }
+    let node = feedback.main_device.and_then(feedback::node_of);
+    let scanout = feedback.scanout_supports(code, modifier.0);
     log::info!(
         "{width}x{height} {fourcc:?}/LINEAR: {}",
-        if state.feedback.scanout_supports(code, modifier.0) {
-            "in the scanout tranche"
+        if scanout {
+            "in a scanout tranche"
         } else {
-            "not scanout-capable, the compositor will composite it"
+            "in no scanout tranche: the compositor will composite it"
         }
     );
-
-    let allocator = cenalloc::Allocator::new();
     // The compositor's main device takes part in the allocation (SCANOUT constraints from its
-    // planes) when the format is in its scanout tranche; otherwise the buffer only needs to be
+    // planes) when the format is in a scanout tranche; otherwise the buffer only needs to be
     // sampled by the compositor's renderer, so it is allocated for the CPU alone.
-    let scanout = state.feedback.scanout_supports(code, modifier.0);
     let main_importer: Option<Arc<dyn Importer>> = match (&node, scanout) {
         (Some(path), true) => match cenalloc_drm::DrmDevice::open(path) {
             Ok(dev) => Some(Arc::new(dev)),
@@ -274,24 +241,103 @@ fn run(options: &Options) -> Result<ExitCode, String> {
     let request =
         BufferRequest::image(width, alloc_height, fourcc, usage).with_modifiers([modifier]);
     let importers: Vec<Arc<dyn Importer>> = main_importer.into_iter().collect();
-    let mut buffers: Vec<SharedBuffer> = Vec::new();
-    for i in 0..3 {
-        let buffer = allocator
-            .allocate_and_import(&request, &importers)
-            .map_err(|e| format!("cenalloc allocation {i}: {e}"))?;
-        buffers.push(buffer);
-    }
+    let plan = allocator
+        .plan(&request, &importers)
+        .map_err(|e| format!("cenalloc: {e}"))?;
+    let shared = (0..3)
+        .map(|i| {
+            allocator
+                .allocate(&plan)
+                .map_err(|e| format!("cenalloc allocation {i}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     log::info!(
         "allocated {} buffers for [{}] from {} ({})",
-        buffers.len(),
+        shared.len(),
         importers
             .iter()
             .map(|i| i.name().to_owned())
             .collect::<Vec<_>>()
             .join(", "),
-        buffers[0].buffer().source().name,
-        buffers[0].plan().reasons().join("; ")
+        plan.source().name,
+        plan.reasons().join("; ")
     );
+    Ok(Buffers {
+        shared,
+        scanout,
+        generation: feedback.generation,
+    })
+}
+
+fn run(options: &Options) -> Result<ExitCode, String> {
+    let conn = Connection::connect_to_env().map_err(|e| format!("cannot connect: {e}"))?;
+    let (globals, mut queue): (_, EventQueue<State>) =
+        registry_queue_init(&conn).map_err(|e| format!("registry: {e}"))?;
+    let qh = queue.handle();
+    let compositor: wl_compositor::WlCompositor = globals
+        .bind(&qh, 4..=6, ())
+        .map_err(|e| format!("wl_compositor: {e}"))?;
+    let wm_base: xdg_wm_base::XdgWmBase = globals
+        .bind(&qh, 1..=6, ())
+        .map_err(|e| format!("xdg_wm_base: {e}"))?;
+    let dmabuf: zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1 = globals
+        .bind(&qh, 3..=5, ())
+        .map_err(|e| format!("zwp_linux_dmabuf_v1 version 3 to 5: {e}"))?;
+    let presentation: Option<wp_presentation::WpPresentation> = globals.bind(&qh, 1..=1, ()).ok();
+    let mut state = State::default();
+
+    let surface = compositor.create_surface(&qh, ());
+    let with_feedback = dmabuf.version() >= 4;
+    if with_feedback {
+        // The surface's own feedback: the compositor may change it as the surface's buffers
+        // go on a plane or not.
+        dmabuf.get_surface_feedback(&surface, &qh, ());
+    }
+    let xdg_surface = wm_base.get_xdg_surface(&surface, &qh, ());
+    let toplevel = xdg_surface.get_toplevel(&qh, ());
+    toplevel.set_title("cenalloc client".into());
+    toplevel.set_fullscreen(None);
+    surface.commit();
+    while state.configure_serial.is_none() || (with_feedback && state.feedback.generation == 0) {
+        queue
+            .blocking_dispatch(&mut state)
+            .map_err(|e| wayland_error(&conn, e))?;
+    }
+    if !with_feedback {
+        state.feedback = Feedback::from_formats(std::mem::take(&mut state.v3_formats));
+    }
+    let (width, height) = match state.size {
+        (w, h) if w > 0 && h > 0 => (w as u32, h as u32),
+        _ => (640, 480),
+    };
+    xdg_surface.ack_configure(state.configure_serial.take().expect("configured"));
+    log::info!(
+        "linux-dmabuf version {}, main device {}, {} tranche(s), {} scanout format(s)",
+        dmabuf.version(),
+        state
+            .feedback
+            .main_device
+            .map(|d| {
+                let node = feedback::node_of(d);
+                format!(
+                    "{d:#x} ({})",
+                    node.map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "no node".into())
+                )
+            })
+            .unwrap_or_else(|| "unknown".into()),
+        state.feedback.tranches.len(),
+        state
+            .feedback
+            .tranches
+            .iter()
+            .filter(|t| t.scanout)
+            .map(|t| t.formats.len())
+            .sum::<usize>()
+    );
+
+    let allocator = cenalloc::Allocator::new();
+    let mut buffers = allocate(&allocator, &state.feedback, options, (width, height))?;
 
     if let Some(kind) = options.bad {
         return present_bad(
@@ -299,20 +345,35 @@ fn run(options: &Options) -> Result<ExitCode, String> {
             &mut queue,
             &mut state,
             &dmabuf,
-            &buffers[0],
+            &buffers.shared[0],
             kind,
             (width, height),
         );
     }
 
-    let wl_buffers: Vec<wl_buffer::WlBuffer> = buffers
-        .iter()
-        .enumerate()
-        .map(|(i, b)| create_wl_buffer(&dmabuf, &qh, b, i, (width, height)))
-        .collect();
+    let mut wl_buffers = create_wl_buffers(&dmabuf, &qh, &buffers, (width, height));
     state.released = vec![true; wl_buffers.len()];
 
+    let fourcc = options.fourcc;
     for frame in 0..options.frames {
+        // A changed feedback that changes where the buffers should come from: allocate anew.
+        // The old buffers' wl_buffers go at once; the compositor keeps what it still shows
+        // (its import holds the dma-buf) until the next frame replaces it.
+        if state.feedback.generation != buffers.generation {
+            let scanout = state
+                .feedback
+                .scanout_supports(fourcc as u32, Modifier::LINEAR.0);
+            if scanout != buffers.scanout {
+                log::info!("the surface's dma-buf feedback changed: allocating anew");
+                for b in wl_buffers.drain(..) {
+                    b.destroy();
+                }
+                buffers = allocate(&allocator, &state.feedback, options, (width, height))?;
+                wl_buffers = create_wl_buffers(&dmabuf, &qh, &buffers, (width, height));
+                state.released = vec![true; wl_buffers.len()];
+            }
+            buffers.generation = state.feedback.generation;
+        }
         let index = loop {
             if state.closed {
                 return Ok(ExitCode::SUCCESS);
@@ -325,7 +386,7 @@ fn run(options: &Options) -> Result<ExitCode, String> {
                 .map_err(|e| wayland_error(&conn, e))?;
         };
         {
-            let buffer = buffers[index].buffer();
+            let buffer = buffers.shared[index].buffer();
             let stride = buffer.layout().planes()[0].stride as usize;
             let mut map = buffer
                 .map(CpuAccess::Write)
@@ -337,6 +398,9 @@ fn run(options: &Options) -> Result<ExitCode, String> {
         surface.attach(Some(&wl_buffers[index]), 0, 0);
         surface.damage_buffer(0, 0, width as i32, height as i32);
         surface.frame(&qh, ());
+        if let Some(p) = &presentation {
+            p.feedback(&surface, &qh, frame);
+        }
         surface.commit();
         while !state.frame_done && !state.closed {
             queue
@@ -345,7 +409,15 @@ fn run(options: &Options) -> Result<ExitCode, String> {
         }
         log::debug!("frame {frame} shown");
     }
+    // The last frames' presentation feedback.
+    let _ = queue.roundtrip(&mut state);
     log::info!("presented {} frames", options.frames);
+    if presentation.is_some() {
+        println!(
+            "client: {}/{} presented frames zero-copy (wp_presentation)",
+            state.zero_copy, state.presented
+        );
+    }
     for b in wl_buffers {
         b.destroy();
     }
@@ -354,6 +426,21 @@ fn run(options: &Options) -> Result<ExitCode, String> {
     surface.destroy();
     let _ = conn.roundtrip();
     Ok(ExitCode::SUCCESS)
+}
+
+/// A wl_buffer for each buffer.
+fn create_wl_buffers(
+    dmabuf: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    qh: &QueueHandle<State>,
+    buffers: &Buffers,
+    size: (u32, u32),
+) -> Vec<wl_buffer::WlBuffer> {
+    buffers
+        .shared
+        .iter()
+        .enumerate()
+        .map(|(i, b)| create_wl_buffer(dmabuf, qh, b, i, size))
+        .collect()
 }
 
 fn create_wl_buffer(
@@ -485,7 +572,55 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for State {
 
 delegate_noop!(State: wl_compositor::WlCompositor);
 delegate_noop!(State: ignore wl_surface::WlSurface);
-delegate_noop!(State: ignore zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1);
+delegate_noop!(State: ignore wp_presentation::WpPresentation);
+
+impl Dispatch<zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        _: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+        event: zwp_linux_dmabuf_v1::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        // Version 3: the formats and modifiers the compositor imports, in place of feedback.
+        if let zwp_linux_dmabuf_v1::Event::Modifier {
+            format,
+            modifier_hi,
+            modifier_lo,
+        } = event
+        {
+            let modifier = (u64::from(modifier_hi) << 32) | u64::from(modifier_lo);
+            state.v3_formats.push((format, modifier));
+        }
+    }
+}
+
+impl Dispatch<wp_presentation_feedback::WpPresentationFeedback, u32> for State {
+    fn event(
+        state: &mut Self,
+        _: &wp_presentation_feedback::WpPresentationFeedback,
+        event: wp_presentation_feedback::Event,
+        frame: &u32,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        use wp_presentation_feedback::{Event, Kind};
+        match event {
+            Event::Presented { flags, .. } => {
+                let zero_copy = matches!(flags, WEnum::Value(f) if f.contains(Kind::ZeroCopy));
+                state.presented += 1;
+                state.zero_copy += u32::from(zero_copy);
+                println!(
+                    "client: frame {frame} presented {}",
+                    if zero_copy { "zero-copy" } else { "composited" }
+                );
+            }
+            Event::Discarded => println!("client: frame {frame} discarded"),
+            _ => {}
+        }
+    }
+}
 delegate_noop!(State: ignore zwp_linux_buffer_params_v1::ZwpLinuxBufferParamsV1);
 
 impl Dispatch<wl_buffer::WlBuffer, usize> for State {
@@ -578,6 +713,9 @@ impl Dispatch<zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1, ()> for St
     ) {
         use zwp_linux_dmabuf_feedback_v1::{Event, TrancheFlags};
         let fb = &mut state.feedback;
+        if !matches!(event, Event::Done) {
+            fb.receiving();
+        }
         match event {
             Event::FormatTable { fd, size } => {
                 if let Err(e) = fb.read_table(fd, size) {
@@ -597,7 +735,7 @@ impl Dispatch<zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1, ()> for St
                 let t = std::mem::take(&mut fb.pending);
                 fb.tranches.push(t);
             }
-            Event::Done => fb.done = true,
+            Event::Done => fb.finish(),
             _ => {}
         }
     }

@@ -13,9 +13,11 @@ use smithay::backend::allocator::Buffer as _;
 use smithay::backend::drm::compositor::DrmCompositor;
 use smithay::backend::drm::DrmDeviceFd;
 use smithay::backend::renderer::pixman::PixmanRenderer;
-use smithay::backend::renderer::utils::on_commit_buffer_handler;
+use smithay::backend::renderer::utils::{on_commit_buffer_handler, with_renderer_surface_state};
 use smithay::backend::renderer::ImportDma;
 use smithay::input::{SeatHandler, SeatState};
+use smithay::output::{Output, PhysicalProperties, Subpixel};
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
 use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
 use smithay::reexports::wayland_server::protocol::{
@@ -25,17 +27,27 @@ use smithay::reexports::wayland_server::{Client, Display, DisplayHandle};
 use smithay::utils::Serial;
 use smithay::wayland::buffer::BufferHandler;
 use smithay::wayland::compositor::{
-    with_states, with_surface_tree_downward, CompositorClientState, CompositorHandler,
+    get_parent, with_states, with_surface_tree_downward, CompositorClientState, CompositorHandler,
     CompositorState, SurfaceAttributes, TraversalAction,
 };
 use smithay::wayland::dmabuf::{
     DmabufFeedback, DmabufGlobal, DmabufHandler, DmabufState, ImportNotifier,
+    SurfaceDmabufFeedbackState,
+};
+use smithay::wayland::output::{OutputHandler, OutputManagerState};
+use smithay::wayland::presentation::{
+    PresentationFeedbackCachedState, PresentationFeedbackCallback, PresentationState, Refresh,
 };
 use smithay::wayland::shell::xdg::{
     PopupSurface, PositionerState, ToplevelSurface, XdgShellHandler, XdgShellState,
     XdgToplevelSurfaceData,
 };
-use smithay::{delegate_compositor, delegate_dmabuf, delegate_seat, delegate_xdg_shell};
+use smithay::wayland::shm::{ShmHandler, ShmState};
+use smithay::wayland::viewporter::ViewporterState;
+use smithay::{
+    delegate_compositor, delegate_dmabuf, delegate_output, delegate_presentation, delegate_seat,
+    delegate_shm, delegate_viewporter, delegate_xdg_shell,
+};
 
 use crate::exporter::{CenallocExporter, FramebufferRegistry};
 use crate::verify::{self, Writeback};
@@ -46,11 +58,28 @@ use crate::Expect;
 pub struct FrameInfo {
     /// DrmCompositor put the client's buffer on the primary plane itself.
     direct: bool,
-    /// The client's buffer in this frame.
+    /// A client surface is in the frame.
+    client: bool,
+    /// The client's buffer in this frame, when it is a dma-buf.
     dmabuf: Option<Dmabuf>,
+    /// wp_presentation feedback of the surfaces in the frame, each with whether its buffer is
+    /// the one on the primary plane.
+    feedback: Vec<(PresentationFeedbackCallback, bool)>,
 }
 
 type Compositor = DrmCompositor<CenallocAllocator, CenallocExporter, FrameInfo, DrmDeviceFd>;
+
+/// The two dma-buf feedbacks the compositor sends.
+pub struct Feedback {
+    /// The scanout tranche first, then the renderer's: the default feedback, and a surface's
+    /// once its buffer could go on the primary plane.
+    pub scanout: DmabufFeedback,
+    /// The renderer's tranche alone: a new surface's.
+    pub render: DmabufFeedback,
+}
+
+/// The clock wp_presentation reports in: CLOCK_MONOTONIC, as the kernel's page-flip events.
+const CLOCK_MONOTONIC: u32 = 1;
 
 /// Counts of the verification.
 #[derive(Debug, Default)]
@@ -61,6 +90,13 @@ struct Tally {
     /// Composited frames that carried the modeset of taking the display back after a pause
     /// (smithay composes that frame; scan-out of the client's buffer resumes with the next).
     retaken: u32,
+}
+
+/// Tells clients their feedback's frame was not shown.
+fn discard(feedback: Vec<(PresentationFeedbackCallback, bool)>) {
+    for (callback, _) in feedback {
+        callback.discarded();
+    }
 }
 
 /// A frame that reached the screen as the seat took the display away cannot be verified
@@ -77,7 +113,17 @@ pub struct State {
     xdg_shell_state: XdgShellState,
     dmabuf_state: DmabufState,
     seat_state: SeatState<State>,
+    shm_state: ShmState,
+    _output_manager_state: OutputManagerState,
+    _viewporter_state: ViewporterState,
+    _presentation_state: PresentationState,
+    /// The display as clients see it (wl_output, xdg-output).
+    output: Output,
+    /// Presented frames, counted for wp_presentation's sequence numbers.
+    presented: u64,
+    _seat: smithay::input::Seat<State>,
     _dmabuf_global: DmabufGlobal,
+    feedback: Feedback,
     renderer: PixmanRenderer,
     compositor: Compositor,
     drm: DrmDeviceFd,
@@ -107,13 +153,14 @@ impl State {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         dh: &DisplayHandle,
-        feedback: &DmabufFeedback,
+        feedback: Feedback,
         renderer: PixmanRenderer,
         compositor: Compositor,
         drm: DrmDeviceFd,
         primary_plane: plane::Handle,
         registry: FramebufferRegistry,
         size: (i32, i32),
+        refresh_mhz: i32,
         writeback: Option<Writeback>,
         verify: Option<u32>,
         expect: Expect,
@@ -121,14 +168,50 @@ impl State {
         let compositor_state = CompositorState::new::<State>(dh);
         let xdg_shell_state = XdgShellState::new::<State>(dh);
         let mut dmabuf_state = DmabufState::new();
-        let dmabuf_global = dmabuf_state.create_global_with_default_feedback::<State>(dh, feedback);
+        let dmabuf_global =
+            dmabuf_state.create_global_with_default_feedback::<State>(dh, &feedback.scanout);
+        // wl_shm's two mandatory formats are always offered; pixman composites both.
+        let shm_state = ShmState::new::<State>(dh, []);
+        let output_manager_state = OutputManagerState::new_with_xdg_output::<State>(dh);
+        let output = Output::new(
+            "cenalloc-1".into(),
+            PhysicalProperties {
+                size: (0, 0).into(),
+                subpixel: Subpixel::Unknown,
+                make: "cenalloc".into(),
+                model: "KMS".into(),
+            },
+        );
+        let mode = smithay::output::Mode {
+            size: size.into(),
+            refresh: refresh_mhz,
+        };
+        output.change_current_state(
+            Some(mode),
+            Some(smithay::utils::Transform::Normal),
+            None,
+            Some((0, 0).into()),
+        );
+        output.set_preferred(mode);
+        output.create_global::<State>(dh);
+        let mut seat_state = SeatState::new();
+        // A seat without capabilities: the rig has no input devices.
+        let seat = seat_state.new_wl_seat(dh, "seat0");
         State {
             display: None,
             compositor_state,
             xdg_shell_state,
             dmabuf_state,
-            seat_state: SeatState::new(),
+            seat_state,
+            shm_state,
+            _output_manager_state: output_manager_state,
+            _viewporter_state: ViewporterState::new::<State>(dh),
+            _presentation_state: PresentationState::new::<State>(dh, CLOCK_MONOTONIC),
+            output,
+            presented: 0,
+            _seat: seat,
             _dmabuf_global: dmabuf_global,
+            feedback,
             renderer,
             compositor,
             drm,
@@ -161,12 +244,14 @@ impl State {
         }
     }
 
-    /// Dispatches client requests.
+    /// Dispatches client requests, and sends what they caused (a configure) at once: some
+    /// clients wait for it only briefly (GStreamer's waylandsink, 100 ms).
     pub fn dispatch_clients(&mut self) {
         if let Some(mut display) = self.display.take() {
             if let Err(e) = display.dispatch_clients(self) {
                 log::error!("dispatching clients: {e}");
             }
+            let _ = display.flush_clients();
             self.display = Some(display);
         }
     }
@@ -192,26 +277,33 @@ impl State {
         let dmabuf = elements
             .first()
             .and_then(|e| crate::element_dmabuf(&mut self.renderer, e));
+        let feedback = self.take_presentation_feedback();
         let direct = match self.compositor.render_frame(
             &mut self.renderer,
             &elements,
             [0.0, 0.0, 0.0, 1.0],
             crate::FRAME_FLAGS,
         ) {
-            Ok(result) => {
-                if result.is_empty {
-                    self.send_frame_callbacks();
-                    return;
-                }
-                crate::primary_assignment(&result.primary_element)
+            Ok(result) if !result.is_empty => crate::primary_assignment(&result.primary_element),
+            Ok(_) => {
+                discard(feedback);
+                self.send_frame_callbacks();
+                return;
             }
             Err(e) => {
                 log::error!("render_frame: {e}");
+                discard(feedback);
                 self.send_frame_callbacks();
                 return;
             }
         };
-        match self.compositor.queue_frame(FrameInfo { direct, dmabuf }) {
+        let frame = FrameInfo {
+            direct,
+            client: !elements.is_empty(),
+            dmabuf,
+            feedback,
+        };
+        match self.compositor.queue_frame(frame) {
             Ok(()) => self.flip_pending = true,
             Err(e) => {
                 log::error!("queue_frame: {e}");
@@ -220,12 +312,61 @@ impl State {
         }
     }
 
+    /// The wp_presentation feedback requested by the committed state of every surface, the
+    /// front window's marked (its buffer is the one that may go on the plane).
+    fn take_presentation_feedback(&mut self) -> Vec<(PresentationFeedbackCallback, bool)> {
+        let mut feedback = Vec::new();
+        for (i, t) in self.toplevels.iter().rev().enumerate() {
+            with_surface_tree_downward(
+                t.wl_surface(),
+                (),
+                |_, _, _| TraversalAction::DoChildren(()),
+                |_, states, _| {
+                    let mut cached = states.cached_state.get::<PresentationFeedbackCachedState>();
+                    let callbacks = cached.current().callbacks.drain(..);
+                    feedback.extend(callbacks.map(|c| (c, i == 0)));
+                },
+                |_, _, _| true,
+            );
+        }
+        feedback
+    }
+
+    /// Tells each surface of a frame that reached the screen when, and how: always on a
+    /// vblank with the kernel's page-flip completion; ZERO_COPY only for the buffer that was
+    /// itself on the primary plane (not copied into the swapchain).
+    fn send_presentation_feedback(&mut self, frame: &mut FrameInfo) {
+        use wp_presentation_feedback::Kind;
+        self.presented += 1;
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let time = std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+        let refresh = self
+            .output
+            .current_mode()
+            .map(|m| 1_000_000_000_000u64 / m.refresh.max(1) as u64)
+            .map(|ns| Refresh::fixed(std::time::Duration::from_nanos(ns)))
+            .unwrap_or(Refresh::Unknown);
+        for (callback, front) in frame.feedback.drain(..) {
+            let mut kind = Kind::Vsync | Kind::HwCompletion;
+            if front && frame.direct {
+                kind |= Kind::ZeroCopy;
+            }
+            callback.presented(&self.output, time, refresh, self.presented, kind);
+        }
+    }
+
     /// A queued frame reached the screen.
     pub fn vblank(&mut self) {
         self.flip_pending = false;
         match self.compositor.frame_submitted() {
-            Ok(Some(_)) if self.paused => unverifiable_frame(),
-            Ok(Some(info)) => self.check_frame(info),
+            Ok(Some(mut info)) => {
+                self.send_presentation_feedback(&mut info);
+                if self.paused {
+                    unverifiable_frame();
+                } else {
+                    self.check_frame(info);
+                }
+            }
             Ok(None) => {}
             Err(e) => log::error!("frame_submitted: {e}"),
         }
@@ -250,15 +391,36 @@ impl State {
         }
     }
 
-    /// The three checks on one presented frame, in verify mode.
+    /// Every frame `--verify` asked for has been checked.
+    pub fn verified_all(&self) -> bool {
+        self.verify.is_some_and(|n| self.tally.checked >= n)
+    }
+
+    /// What verify mode is waiting for, for a timeout's message.
+    pub fn waiting_for(&self) -> String {
+        match self.verify {
+            Some(n) if self.toplevels.is_empty() => format!(
+                "a client window (frame {}/{n}): no xdg toplevel was created",
+                self.tally.checked + 1
+            ),
+            Some(n) => format!(
+                "presented frame {}/{n} of the client's window ({} checked so far)",
+                self.tally.checked + 1,
+                self.tally.checked
+            ),
+            None => "the client to exit".to_owned(),
+        }
+    }
+
+    /// The three checks on one presented frame, in verify mode: where the client's buffer
+    /// went (primary plane or composition), which memory backs the plane, and what the
+    /// display produced (writeback) — equal to the client's pixels when its buffer covers
+    /// the output, else to the composed frame on the plane.
     fn check_frame(&mut self, info: FrameInfo) {
         let Some(total) = self.verify else {
             return;
         };
-        let Some(dmabuf) = info.dmabuf else {
-            return;
-        };
-        if self.tally.checked >= total {
+        if !info.client || self.tally.checked >= total {
             return;
         }
         self.tally.checked += 1;
@@ -269,20 +431,22 @@ impl State {
             (false, false) => "composited into the swapchain",
             (false, true) => "composited into the swapchain (the modeset taking the display back)",
         };
-        let backing = if info.direct {
-            let fb_handles = self
-                .drm
-                .get_plane(self.primary_plane)
-                .ok()
-                .and_then(|p| p.framebuffer())
-                .and_then(|fb| self.registry.lock().ok()?.get(&u32::from(fb)).cloned())
-                .unwrap_or_default();
-            verify::check_plane_backing(&self.drm, self.primary_plane, &dmabuf, &fb_handles)
-        } else {
+        let backing = match (&info.dmabuf, info.direct) {
+            (Some(dmabuf), true) => {
+                let fb_handles = self
+                    .drm
+                    .get_plane(self.primary_plane)
+                    .ok()
+                    .and_then(|p| p.framebuffer())
+                    .and_then(|fb| self.registry.lock().ok()?.get(&u32::from(fb)).cloned())
+                    .unwrap_or_default();
+                verify::check_plane_backing(&self.drm, self.primary_plane, dmabuf, &fb_handles)
+            }
+            (None, true) => Err("direct scan-out of a buffer that is not a dma-buf".to_owned()),
             // Composited: the plane must show a swapchain buffer, not the client's dma-buf.
-            match (
+            (Some(dmabuf), false) => match (
                 verify::plane_backing(&self.drm, self.primary_plane),
-                verify::dmabuf_inode(&dmabuf),
+                verify::dmabuf_inode(dmabuf),
             ) {
                 (Ok((fb, fb_ino)), Ok(client_ino)) if fb_ino != client_ino => Ok(format!(
                     "plane shows swapchain FB {} (dma-buf inode {fb_ino}), not the client's ({client_ino})",
@@ -293,13 +457,32 @@ impl State {
                     u32::from(fb)
                 )),
                 (Err(e), _) | (_, Err(e)) => Err(e),
-            }
+            },
+            (None, false) => verify::plane_backing(&self.drm, self.primary_plane).map(
+                |(fb, fb_ino)| {
+                    format!(
+                        "plane shows swapchain FB {} (dma-buf inode {fb_ino}); the client's buffer is shared memory",
+                        u32::from(fb)
+                    )
+                },
+            ),
         };
-        let pixels = match (self.writeback.as_mut(), verify::client_rgb(&dmabuf)) {
-            (Some(wb), Ok((client, frame))) => match wb.capture(&self.drm) {
+        // What the display should have produced.
+        let covers_output = info.dmabuf.as_ref().is_some_and(|d| {
+            let size = d.size();
+            (size.w, size.h) == self.size
+        });
+        let expected = match &info.dmabuf {
+            Some(dmabuf) if info.direct || covers_output => verify::client_rgb(dmabuf)
+                .map(|(pixels, _)| (pixels, "the client's buffer".to_owned())),
+            _ => verify::plane_rgb(&self.drm, self.primary_plane)
+                .map(|pixels| (pixels, "the composed frame".to_owned())),
+        };
+        let pixels = match (self.writeback.as_mut(), expected) {
+            (Some(wb), Ok((want, what))) => match wb.capture(&self.drm) {
                 Ok(Some(capture)) => {
-                    let (diff, first) = verify::compare(&capture, &client);
-                    Ok((frame, diff, first))
+                    let (diff, first) = verify::compare(&capture, &want);
+                    Ok((what, diff, first))
                 }
                 Ok(None) => {
                     unverifiable_frame();
@@ -310,21 +493,21 @@ impl State {
                 Err(e) => Err(e),
             },
             (None, _) => Err("no writeback connector".to_owned()),
-            (_, Err(e)) => Err(format!("cannot read the client's pixels: {e}")),
+            (_, Err(e)) => Err(format!("cannot read the expected pixels: {e}")),
         };
         let pixels_ok = matches!(pixels, Ok((_, 0, _)));
         let pixel_text = match &pixels {
-            Ok((frame, 0, _)) => format!("writeback == client frame {frame}, bit-exact"),
-            Ok((frame, diff, first)) => {
+            Ok((what, 0, _)) => format!("writeback == {what}, bit-exact"),
+            Ok((what, diff, first)) => {
                 let first = first
                     .map(|m| {
                         format!(
-                            "pixel {}: display {:?}, client {:?}",
+                            "pixel {}: display {:?}, expected {:?}",
                             m.index, m.got, m.want
                         )
                     })
                     .unwrap_or_default();
-                format!("writeback differs from client frame {frame} in {diff} pixels ({first})")
+                format!("writeback differs from {what} in {diff} pixels ({first})")
             }
             Err(e) => e.clone(),
         };
@@ -455,6 +638,18 @@ impl CompositorHandler for State {
 
     fn commit(&mut self, surface: &WlSurface) {
         on_commit_buffer_handler::<Self>(surface);
+        // A subsurface's commit (a video player's picture over its window) shows when its
+        // window is drawn again.
+        let mut root = surface.clone();
+        while let Some(parent) = get_parent(&root) {
+            root = parent;
+        }
+        if root != *surface {
+            if self.toplevels.iter().any(|t| *t.wl_surface() == root) {
+                self.render_needed = true;
+            }
+            return;
+        }
         let Some(toplevel) = self.toplevels.iter().find(|t| t.wl_surface() == surface) else {
             return;
         };
@@ -469,6 +664,17 @@ impl CompositorHandler for State {
             self.render_needed = true;
         } else {
             toplevel.send_configure();
+        }
+        // A buffer that covers the output could be scanned out: from now on the surface's
+        // feedback leads with the scanout tranche (no event if it already does).
+        let size = with_renderer_surface_state(surface, |s| s.buffer_size()).flatten();
+        if size.is_some_and(|s| (s.w, s.h) == self.size) {
+            let scanout = &self.feedback.scanout;
+            with_states(surface, |states| {
+                if let Some(feedback) = SurfaceDmabufFeedbackState::from_states(states) {
+                    feedback.set_feedback(scanout);
+                }
+            });
         }
     }
 }
@@ -514,6 +720,14 @@ impl DmabufHandler for State {
         &mut self.dmabuf_state
     }
 
+    fn new_surface_feedback(
+        &mut self,
+        _surface: &WlSurface,
+        _global: &DmabufGlobal,
+    ) -> Option<DmabufFeedback> {
+        Some(self.feedback.render.clone())
+    }
+
     fn dmabuf_imported(
         &mut self,
         _global: &DmabufGlobal,
@@ -550,7 +764,19 @@ impl SeatHandler for State {
     }
 }
 
+impl ShmHandler for State {
+    fn shm_state(&self) -> &ShmState {
+        &self.shm_state
+    }
+}
+
+impl OutputHandler for State {}
+
 delegate_compositor!(State);
+delegate_shm!(State);
+delegate_output!(State);
+delegate_viewporter!(State);
+delegate_presentation!(State);
 delegate_seat!(State);
 delegate_xdg_shell!(State);
 delegate_dmabuf!(State);

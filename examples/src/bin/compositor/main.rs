@@ -2,19 +2,25 @@
 //! buffers on a KMS device.
 //!
 //! `compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited]
-//! [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS node directly
-//! (root, no logind) or, with `--session`, through a libseat session (seatd or logind; the
-//! `libseat` cargo feature), drives one CRTC with smithay's DrmCompositor (pixman for composition, a
-//! swapchain allocated by cenalloc for the display), serves xdg-shell and linux-dmabuf v4 whose
-//! scanout tranche lists what cenalloc-drm's probe says the primary plane accepts, and makes
-//! framebuffers for dma-bufs by PRIME import + ADDFB2 ([`exporter`]).
+//! [--timeout S] [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS
+//! node directly (root, no logind) or, with `--session`, through a libseat session (seatd or
+//! logind; the `libseat` cargo feature), drives one CRTC with smithay's DrmCompositor (pixman
+//! for composition, a swapchain allocated by cenalloc for the display) and makes framebuffers
+//! for dma-bufs by PRIME import + ADDFB2 ([`exporter`]). It serves what standard clients
+//! expect: wl_compositor, xdg-shell (every toplevel fullscreen), wl_shm (ARGB8888, XRGB8888),
+//! wl_output with xdg-output, a wl_seat without input, wp_viewporter, wp_presentation (the
+//! ZERO_COPY flag only for the buffer that was itself on the plane) and linux-dmabuf up to v5,
+//! whose scanout tranche lists what cenalloc-drm's probe says the primary plane accepts.
 //!
 //! `--verify N` drives the CRTC with the vkms writeback connector alone (vkms in Linux 6.12
 //! cannot clone Virtual-1 and Writeback-1 onto one CRTC), and for N client frames checks that
 //! (a) DrmCompositor assigned the client's buffer to the primary plane, (b) the plane's
 //! framebuffer is backed by the client's dma-buf, (c) the written-back frame equals the
-//! client's pixels. `--first` clients run to completion before the main client, `--also` clients
-//! run beside it (misbehaving clients for tests); the compositor fails if one of them fails.
+//! client's pixels — or, for a composited frame, (b) the plane shows a swapchain buffer and (c)
+//! the written-back frame equals that composed frame. After N frames the clients are ended;
+//! after `--timeout` (300 s) without them the run fails, naming what it waited for. `--first`
+//! clients run to completion before the main client, `--also` clients run beside it
+//! (misbehaving clients for tests); the compositor fails if one of them fails.
 
 mod exporter;
 mod handlers;
@@ -72,6 +78,8 @@ struct Options {
     first: Vec<Vec<String>>,
     also: Vec<Vec<String>>,
     client: Vec<String>,
+    /// How long `--verify` waits for its frames.
+    timeout: Duration,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -83,6 +91,7 @@ fn parse_options() -> Result<Options, String> {
         first: Vec::new(),
         also: Vec::new(),
         client: Vec::new(),
+        timeout: Duration::from_secs(300),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -97,6 +106,10 @@ fn parse_options() -> Result<Options, String> {
                     "composited" => Expect::Composited,
                     v => return Err(format!("--expect zero-copy|composited, not {v:?}")),
                 }
+            }
+            "--timeout" => {
+                let secs: u64 = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
+                o.timeout = Duration::from_secs(secs);
             }
             "--first" => o
                 .first
@@ -123,7 +136,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("compositor: {e}");
-            eprintln!("usage: compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
+            eprintln!("usage: compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited] [--timeout S] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
             return ExitCode::from(2);
         }
     };
@@ -343,12 +356,19 @@ fn run(options: Options) -> Result<ExitCode, String> {
             all_formats.push(*f);
         }
     }
-    let feedback = DmabufFeedbackBuilder::new(main_dev, all_formats.iter().copied())
+    // Default feedback: the scanout tranche first (what the primary plane takes), then what
+    // the renderer imports. A surface's own feedback starts with the renderer's tranche alone
+    // and gains the scanout tranche once its buffer could go on the plane (it covers the
+    // output), as weston does.
+    let scanout_feedback = DmabufFeedbackBuilder::new(main_dev, all_formats.iter().copied())
         .add_preference_tranche(
             main_dev,
             Some(smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::zwp_linux_dmabuf_feedback_v1::TrancheFlags::Scanout),
             scanout.iter().copied(),
         )
+        .build()
+        .map_err(|e| format!("dma-buf feedback: {e}"))?;
+    let render_feedback = DmabufFeedbackBuilder::new(main_dev, render_formats.iter().copied())
         .build()
         .map_err(|e| format!("dma-buf feedback: {e}"))?;
 
@@ -390,13 +410,17 @@ fn run(options: Options) -> Result<ExitCode, String> {
     let dh = display.handle();
     let mut state = State::new(
         &dh,
-        &feedback,
+        handlers::Feedback {
+            scanout: scanout_feedback,
+            render: render_feedback,
+        },
         renderer,
         compositor,
         fd.clone(),
         primary_plane,
         registry,
         (w as i32, h as i32),
+        mode.vrefresh() as i32 * 1000,
         writeback,
         options.verify,
         options.expect,
@@ -498,23 +522,44 @@ fn run(options: Options) -> Result<ExitCode, String> {
     };
     let mut failed_clients = 0;
     let mut main_done = false;
+    // Clients ended by the compositor itself (verification done, or timed out) are not
+    // failures of theirs.
+    let mut ending = false;
+    let started = std::time::Instant::now();
+    let timeout = options.timeout;
     let main_client = options.client.clone();
     handle
         .insert_source(
             Timer::from_duration(Duration::from_millis(50)),
             move |_, _, state| {
+                if !ending && state.verified_all() {
+                    ending = true;
+                } else if !ending && options.verify.is_some() && started.elapsed() > timeout {
+                    println!(
+                        "timed out after {} s waiting for {}",
+                        timeout.as_secs(),
+                        state.waiting_for()
+                    );
+                    failed_clients += 1;
+                    ending = true;
+                }
+                if ending {
+                    for (_, child) in others.iter_mut().chain(current.iter_mut()) {
+                        let _ = child.kill();
+                    }
+                }
                 // Clients running beside the main one.
                 others.retain_mut(|(argv, child)| match reap(argv, child) {
                     Some(ok) => {
-                        failed_clients += u32::from(!ok);
+                        failed_clients += u32::from(!ok && !ending);
                         false
                     }
                     None => true,
                 });
                 if let Some((argv, child)) = current.as_mut() {
                     if let Some(ok) = reap(argv, child) {
-                        failed_clients += u32::from(!ok);
-                        main_done = *argv == main_client;
+                        failed_clients += u32::from(!ok && !ending);
+                        main_done = *argv == main_client || ending;
                         current = None;
                         if !main_done {
                             match queue.next() {

@@ -186,7 +186,8 @@ impl Drop for Writeback {
     }
 }
 
-/// The client's pixels as (r, g, b) per pixel, read from its dma-buf through cenalloc.
+/// The client's pixels as (r, g, b) per pixel, read from its dma-buf through cenalloc, and
+/// the frame number cenalloc's client draws into its first row.
 pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
     let code = dmabuf.format().code;
     let (w, h) = (dmabuf.width(), dmabuf.height());
@@ -198,23 +199,63 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
         .ok_or("no planes")?
         .try_clone_to_owned()
         .map_err(|e| format!("dup: {e}"))?;
-    let size = offset + stride * u64::from(h);
-    let layout = Layout::new(
-        Some(code),
-        w,
-        h,
-        Modifier::LINEAR,
-        &[PlaneLayout {
-            offset,
-            stride,
-            size: stride * u64::from(h),
-        }],
-        size,
+    let out = dmabuf_rgb(fd, code, (w, h), offset, stride, "wayland client")?;
+    // Frame counter: bits in the first 32 pixels of row 0 (white = 1).
+    let frame = out
+        .iter()
+        .take(32)
+        .fold(0u32, |acc, p| (acc << 1) | u32::from(p[0] > 0x7f));
+    Ok((out, frame))
+}
+
+/// What the primary plane scans out, as (r, g, b) per pixel: the framebuffer's memory read
+/// through a PRIME export of its GEM handle (GETFB2). For a composited frame this is the frame
+/// the compositor composed.
+pub fn plane_rgb(drm: &DrmDeviceFd, plane: plane::Handle) -> Result<Vec<[u8; 3]>, String> {
+    let info = drm.get_plane(plane).map_err(|e| format!("GETPLANE: {e}"))?;
+    let fb = info
+        .framebuffer()
+        .ok_or("the primary plane has no framebuffer")?;
+    let fb_info = drm
+        .get_planar_framebuffer(fb)
+        .map_err(|e| format!("GETFB2 on {fb:?}: {e}"))?;
+    let gem = fb_info.buffers()[0].ok_or("GETFB2 returned no GEM handle")?;
+    let exported = drm.buffer_to_prime_fd(gem, rustix::fs::OFlags::CLOEXEC.bits());
+    let _ = drm.close_buffer(gem);
+    let fd = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
+    let (w, h) = fb_info.size();
+    let stride = u64::from(fb_info.pitches()[0]);
+    let offset = u64::from(fb_info.offsets()[0]);
+    dmabuf_rgb(
+        fd,
+        fb_info.pixel_format(),
+        (w, h),
+        offset,
+        stride,
+        "framebuffer",
     )
-    .expect("the plane lies inside the buffer");
+}
+
+/// The (r, g, b) pixels of a single-plane RGB image in a dma-buf, mapped through cenalloc.
+fn dmabuf_rgb(
+    fd: std::os::fd::OwnedFd,
+    code: Fourcc,
+    (w, h): (u32, u32),
+    offset: u64,
+    stride: u64,
+    what: &str,
+) -> Result<Vec<[u8; 3]>, String> {
+    let plane = PlaneLayout {
+        offset,
+        stride,
+        size: stride * u64::from(h),
+    };
+    let size = offset + plane.size;
+    let layout = Layout::new(Some(code), w, h, Modifier::LINEAR, &[plane], size)
+        .map_err(|e| e.to_string())?;
     let source = SourceChoice {
         kind: SourceKind::Heap,
-        name: "wayland client".into(),
+        name: what.into(),
         path: None,
     };
     let buffer = Buffer::from_fd(fd, layout, source).map_err(|e| e.to_string())?;
@@ -226,7 +267,10 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
     };
     let mut out = Vec::with_capacity((w * h) as usize);
     for y in 0..h as usize {
-        let row = &bytes[offset as usize + y * stride as usize..][..w as usize * bpp];
+        let start = offset as usize + y * stride as usize;
+        let row = bytes
+            .get(start..start + w as usize * bpp)
+            .ok_or_else(|| format!("{what}: row {y} lies beyond the dma-buf"))?;
         for px in row.chunks_exact(bpp) {
             out.push(match code {
                 Fourcc::Xrgb8888 | Fourcc::Argb8888 => [px[2], px[1], px[0]],
@@ -243,12 +287,7 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
             });
         }
     }
-    // Frame counter: bits in the first 32 pixels of row 0 (white = 1).
-    let frame = out
-        .iter()
-        .take(32)
-        .fold(0u32, |acc, p| (acc << 1) | u32::from(p[0] > 0x7f));
-    Ok((out, frame))
+    Ok(out)
 }
 
 /// A `max`-scale channel value on the 8-bit scale, rounded to nearest: the exact conversion
