@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod compositor;
 pub mod devices;
 pub mod fault;
 pub mod fds;

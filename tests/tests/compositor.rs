@@ -13,16 +13,9 @@ use std::process::Command;
 
 /// A binary of cenalloc-examples; panics if it was not built.
 fn bin(name: &str) -> String {
-    let dir = std::env::var_os("CENALLOC_BIN_DIR").unwrap_or_else(|| {
-        panic!("CENALLOC_BIN_DIR is not set (cargo xtask test sets it to target/debug)")
-    });
-    let path = PathBuf::from(dir).join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p cenalloc-examples --bins --features libseat`",
-        path.display()
-    );
-    path.to_string_lossy().into_owned()
+    cenalloc_vmtests::program(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Runs the compositor with `args`; returns (success, stdout + stderr).
@@ -33,25 +26,7 @@ fn compositor(args: &[&str]) -> (bool, String) {
 /// Runs the compositor with `args` and the environment variables `env`; returns (success,
 /// stdout + stderr).
 fn compositor_with(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let out = Command::new(bin("compositor"))
-        .args(args)
-        .envs(env.iter().copied())
-        .env("XDG_RUNTIME_DIR", runtime_dir())
-        .output()
-        .expect("cannot start the compositor");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// XDG_RUNTIME_DIR for the Wayland socket (the guest has /run/user/0).
-fn runtime_dir() -> String {
-    let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/0".into());
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
-    dir
+    cenalloc_vmtests::compositor::run(args, env)
 }
 
 #[test]
