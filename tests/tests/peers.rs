@@ -265,8 +265,7 @@ fn cenalloc_client_runs_on_weston() {
         "client: {}",
         client_out
             .lines()
-            .filter(|l| l.contains("zero-copy"))
-            .last()
+            .rfind(|l| l.contains("zero-copy"))
             .unwrap_or("")
     );
     println!("weston drm-backend on the client's view (first lines):");
