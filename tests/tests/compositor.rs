@@ -555,3 +555,32 @@ fn compositor_lets_go_of_the_display_on_a_vt_switch_and_takes_it_back() {
         "seatd logged an error:\n{seatd_log}"
     );
 }
+
+/// Sixteen clients at once, four of them SIGKILLed right after committing a frame: the
+/// compositor keeps serving the other twelve to their last frame, and when all are gone no
+/// framebuffer, GEM handle or fd they caused is left (the compositor counts what it made for
+/// client buffers, and its fds other than the swapchain's dma-bufs, against its first frame).
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn sixteen_clients_four_killed_mid_frame_leave_nothing_behind() {
+    let client = bin("client");
+    let finishing = format!("{client} --frames 20");
+    let killed = format!("{client} --frames 1000 --kill-after 10");
+    let mut args: Vec<String> = Vec::new();
+    for i in 0..15 {
+        args.push("--also".into());
+        args.push(if i % 4 == 0 { &killed } else { &finishing }.clone());
+    }
+    args.extend(["--".into(), client.clone(), "--frames".into(), "30".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (_, out) = compositor(&args);
+    // The four killed clients are the only failures.
+    assert!(out.contains("4 client(s) failed"), "{out}");
+    assert_eq!(out.matches("signal: 9 (SIGKILL)").count(), 4, "{out}");
+    assert_eq!(out.matches("exited: exit status: 0").count(), 12, "{out}");
+    assert!(
+        out.contains("left behind by clients: 0 framebuffers, 0 GEM handles"),
+        "{out}"
+    );
+    assert!(!out.contains("were not all released"), "{out}");
+}

@@ -77,6 +77,9 @@ struct Options {
     frames: u32,
     fourcc: Fourcc,
     bad: Option<BadKind>,
+    /// Kill the process with SIGKILL right after committing this frame (tests of a client
+    /// that dies mid-frame).
+    kill_after: Option<u32>,
 }
 
 fn parse_fourcc(s: &str) -> Result<Fourcc, String> {
@@ -93,6 +96,7 @@ fn parse_options() -> Result<Options, String> {
         frames: 60,
         fourcc: Fourcc::Xrgb8888,
         bad: None,
+        kill_after: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -101,8 +105,11 @@ fn parse_options() -> Result<Options, String> {
             "--frames" => o.frames = value()?.parse().map_err(|e| format!("--frames: {e}"))?,
             "--format" => o.fourcc = parse_fourcc(&value()?)?,
             "--bad" => o.bad = Some(value()?.parse()?),
+            "--kill-after" => {
+                o.kill_after = Some(value()?.parse().map_err(|e| format!("--kill-after: {e}"))?)
+            }
             "-h" | "--help" => {
-                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf]".into())
+                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf] [--kill-after N]".into())
             }
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -402,6 +409,14 @@ fn run(options: &Options) -> Result<ExitCode, String> {
             p.feedback(&surface, &qh, frame);
         }
         surface.commit();
+        if options.kill_after == Some(frame) {
+            let _ = conn.flush();
+            log::info!("killing myself after committing frame {frame}");
+            let _ = rustix::process::kill_process(
+                rustix::process::getpid(),
+                rustix::process::Signal::Kill,
+            );
+        }
         while !state.frame_done && !state.closed {
             queue
                 .blocking_dispatch(&mut state)

@@ -60,6 +60,38 @@ pub enum ExportError {
 pub struct CenallocExporter {
     drm: DrmDeviceFd,
     registry: FramebufferRegistry,
+    clients: ClientHoldings,
+}
+
+/// Framebuffers and GEM handles alive for clients' buffers (not the swapchain's): what a
+/// client that goes away must leave at zero.
+#[derive(Debug, Clone, Default)]
+pub struct ClientHoldings {
+    framebuffers: Arc<std::sync::atomic::AtomicUsize>,
+    gem_handles: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ClientHoldings {
+    /// (framebuffers, GEM handles) alive now for clients' buffers.
+    pub fn now(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        (
+            self.framebuffers.load(SeqCst),
+            self.gem_handles.load(SeqCst),
+        )
+    }
+
+    fn add(&self, gem_handles: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.framebuffers.fetch_add(1, SeqCst);
+        self.gem_handles.fetch_add(gem_handles, SeqCst);
+    }
+
+    fn remove(&self, gem_handles: usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.framebuffers.fetch_sub(1, SeqCst);
+        self.gem_handles.fetch_sub(gem_handles, SeqCst);
+    }
 }
 
 /// The framebuffers the exporter made that are alive now: framebuffer id → GEM handles it was
@@ -68,8 +100,12 @@ pub type FramebufferRegistry = Arc<Mutex<HashMap<u32, Vec<GemHandle>>>>;
 
 impl CenallocExporter {
     /// An exporter for the KMS device `drm`, recording its framebuffers in `registry`.
-    pub fn new(drm: DrmDeviceFd, registry: FramebufferRegistry) -> Self {
-        CenallocExporter { drm, registry }
+    pub fn new(drm: DrmDeviceFd, registry: FramebufferRegistry, clients: ClientHoldings) -> Self {
+        CenallocExporter {
+            drm,
+            registry,
+            clients,
+        }
     }
 }
 
@@ -97,10 +133,15 @@ pub struct DmabufFramebuffer {
     /// cenalloc-drm's import owns them.
     owned: Vec<GemHandle>,
     registry: FramebufferRegistry,
+    /// Set for a client's buffer: counted there while alive.
+    client: Option<ClientHoldings>,
 }
 
 impl Drop for DmabufFramebuffer {
     fn drop(&mut self) {
+        if let Some(client) = &self.client {
+            client.remove(self.owned.len());
+        }
         if let Ok(mut r) = self.registry.lock() {
             r.remove(&u32::from(self.fb));
         }
@@ -217,6 +258,7 @@ fn add_framebuffer(
             modifier: format.modifier,
         },
         owned,
+        client: None,
     })
 }
 
@@ -271,7 +313,11 @@ impl ExportFramebuffer<CenallocBuffer> for CenallocExporter {
             }
             ExportBuffer::Wayland(wl_buffer) => match get_dmabuf(wl_buffer) {
                 Ok(dmabuf) => {
-                    framebuffer_for_dmabuf(&self.drm, dmabuf, use_opaque, &self.registry).map(Some)
+                    let mut fb =
+                        framebuffer_for_dmabuf(&self.drm, dmabuf, use_opaque, &self.registry)?;
+                    self.clients.add(fb.owned.len());
+                    fb.client = Some(self.clients.clone());
+                    Ok(Some(fb))
                 }
                 Err(_) => Ok(None),
             },

@@ -49,7 +49,7 @@ use smithay::{
     delegate_shm, delegate_viewporter, delegate_xdg_shell,
 };
 
-use crate::exporter::{CenallocExporter, FramebufferRegistry};
+use crate::exporter::{CenallocExporter, ClientHoldings, FramebufferRegistry};
 use crate::verify::{self, Writeback};
 use crate::Expect;
 
@@ -92,6 +92,21 @@ struct Tally {
     retaken: u32,
 }
 
+/// Open fds of this process that are not dma-bufs (connections, files, the DRM node); the
+/// swapchain's dma-bufs grow with its buffers and are left out.
+fn fds_other_than_dmabufs() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| !l.to_string_lossy().starts_with("/dmabuf:"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
 /// Tells clients their feedback's frame was not shown.
 fn discard(feedback: Vec<(PresentationFeedbackCallback, bool)>) {
     for (callback, _) in feedback {
@@ -129,6 +144,9 @@ pub struct State {
     drm: DrmDeviceFd,
     primary_plane: plane::Handle,
     registry: FramebufferRegistry,
+    client_holdings: ClientHoldings,
+    /// Open fds other than dma-bufs when the first frame was shown, before any client.
+    fds_at_start: Option<usize>,
     size: (i32, i32),
     /// Fullscreen windows, oldest first (the newest is in front).
     toplevels: Vec<ToplevelSurface>,
@@ -159,6 +177,7 @@ impl State {
         drm: DrmDeviceFd,
         primary_plane: plane::Handle,
         registry: FramebufferRegistry,
+        client_holdings: ClientHoldings,
         size: (i32, i32),
         refresh_mhz: i32,
         writeback: Option<Writeback>,
@@ -217,6 +236,8 @@ impl State {
             drm,
             primary_plane,
             registry,
+            client_holdings,
+            fds_at_start: None,
             size,
             toplevels: Vec::new(),
             render_needed: true,
@@ -358,6 +379,9 @@ impl State {
     /// A queued frame reached the screen.
     pub fn vblank(&mut self) {
         self.flip_pending = false;
+        if self.fds_at_start.is_none() {
+            self.fds_at_start = Some(fds_other_than_dmabufs());
+        }
         match self.compositor.frame_submitted() {
             Ok(Some(mut info)) => {
                 self.send_presentation_feedback(&mut info);
@@ -547,9 +571,27 @@ impl State {
         self.render_needed = true;
     }
 
-    /// Ends the run once the main client exited: prints the verdict and sets the exit code.
+    /// Nothing to draw and no frame on its way to the screen.
+    pub fn idle(&self) -> bool {
+        self.paused || (!self.render_needed && !self.flip_pending)
+    }
+
+    /// Ends the run once the clients are gone: prints what they left behind and the verdict,
+    /// and sets the exit code. Clients must leave no framebuffer, GEM handle or fd (their
+    /// connections, their dma-bufs) behind.
     pub fn finish(&mut self, failed_clients: u32) {
         let mut ok = failed_clients == 0;
+        let (framebuffers, gem_handles) = self.client_holdings.now();
+        let fds = fds_other_than_dmabufs();
+        let fds_at_start = self.fds_at_start.unwrap_or(fds);
+        println!(
+            "left behind by clients: {framebuffers} framebuffers, {gem_handles} GEM handles; \
+             fds other than dma-bufs {fds_at_start} -> {fds}"
+        );
+        if framebuffers > 0 || gem_handles > 0 || fds > fds_at_start {
+            println!("clients' resources were not all released");
+            ok = false;
+        }
         if failed_clients > 0 {
             println!("{failed_clients} client(s) failed");
         }

@@ -381,7 +381,9 @@ fn run(options: Options) -> Result<ExitCode, String> {
         Usage::SCANOUT | Usage::CPU_WRITE | Usage::CPU_READ,
     );
     let registry = exporter::FramebufferRegistry::default();
-    let exporter = exporter::CenallocExporter::new(fd.clone(), registry.clone());
+    let client_holdings = exporter::ClientHoldings::default();
+    let exporter =
+        exporter::CenallocExporter::new(fd.clone(), registry.clone(), client_holdings.clone());
     let compositor = DrmCompositor::new(
         OutputModeSource::Static {
             size: (w as i32, h as i32).into(),
@@ -419,6 +421,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
         fd.clone(),
         primary_plane,
         registry,
+        client_holdings,
         (w as i32, h as i32),
         mode.vrefresh() as i32 * 1000,
         writeback,
@@ -576,7 +579,9 @@ fn run(options: Options) -> Result<ExitCode, String> {
                         }
                     }
                 }
-                if main_done && others.is_empty() && state.exit_code.is_none() {
+                // Done once the last frame without the clients is on screen (it releases their
+                // framebuffers).
+                if main_done && others.is_empty() && state.exit_code.is_none() && state.idle() {
                     state.finish(failed_clients);
                 }
                 TimeoutAction::ToDuration(Duration::from_millis(50))
