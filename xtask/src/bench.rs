@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: builds `cenalloc-bench` and `pipeline-bench` in release mode, runs both
-//! in one guest boot and puts their tables and JSON in `target/bench/` (`bench.txt`,
-//! `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`), with per-buffer instruction
+//! `cargo xtask bench`: builds `cenalloc-bench`, `pipeline-bench` and `compositor-bench` in
+//! release mode, runs them in one guest boot and puts their tables and JSON in `target/bench/`
+//! (`bench.txt`, `bench.json`, `pipeline-bench.txt`, `pipeline-bench.json`,
+//! `compositor-bench.txt`, `compositor-bench.json`), with per-buffer instruction
 //! and system-call counts of cenalloc and the raw floor (`counts.txt`, `counts.json`; see
 //! [`crate::counts`]).
 //!
@@ -14,7 +15,7 @@
 //!
 //! Options: `--quick` (fewer, shorter batches; one process; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
-//! pipeline-bench alone; `counts`: the counts alone), `--timeout S` (guest), `--against
+//! pipeline-bench alone; `compositor`: compositor-bench alone; `counts`: the counts alone), `--timeout S` (guest), `--against
 //! BINARY [--rounds N]` (this build's `cenalloc-bench` and another build of it timed in
 //! alternation in one boot, N processes each, default 8; see [`crate::against`]).
 
@@ -102,7 +103,7 @@ pub fn main(args: &[String]) -> Result<i32> {
             "--only" => {
                 i += 1;
                 let g = args.get(i).ok_or("--only needs a group")?;
-                if g != "pipelines" && g != "counts" {
+                if g != "pipelines" && g != "counts" && g != "compositor" {
                     bench_args.extend(["--only".to_owned(), g.clone()]);
                 }
                 only = Some(g.clone());
@@ -140,7 +141,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         }
         i += 1;
     }
-    let bench_groups = !matches!(only.as_deref(), Some("pipelines" | "counts"));
+    let bench_groups = !matches!(only.as_deref(), Some("pipelines" | "counts" | "compositor"));
     if against.is_some() && (!bench_groups || quick) {
         return Err(
             "--against compares cenalloc-bench groups in full runs: drop --quick and \
@@ -150,6 +151,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     }
     let pipelines = against.is_none() && (only.is_none() || only.as_deref() == Some("pipelines"));
     let counts = against.is_none() && (only.is_none() || only.as_deref() == Some("counts"));
+    let compositor = against.is_none() && (only.is_none() || only.as_deref() == Some("compositor"));
     crate::packages::ensure()?;
     if counts {
         crate::packages::ensure_also(&["valgrind", "strace"])?;
@@ -168,8 +170,27 @@ pub fn main(args: &[String]) -> Result<i32> {
                 "cenalloc-bench",
                 "--bin",
                 "pipeline-bench",
+                "--bin",
+                "compositor-bench",
             ]),
     )?;
+    if compositor {
+        // compositor-bench runs the sample compositor and client from its own directory.
+        process::run(
+            Command::new(env!("CARGO"))
+                .current_dir(workspace_root())
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "cenalloc-examples",
+                    "--bin",
+                    "compositor",
+                    "--bin",
+                    "client",
+                ]),
+        )?;
+    }
     let release = workspace_root().join("target/release");
     // target/ is read-only in the guest: the results go to the share, then to target/bench.
     let share_out = vm::share_dir().join("bench");
@@ -211,6 +232,14 @@ pub fn main(args: &[String]) -> Result<i32> {
             vm::shell_quote(&release.join("pipeline-bench").to_string_lossy()),
         ));
         expected.extend(["pipeline-bench.txt", "pipeline-bench.json"]);
+    }
+    if compositor {
+        let (runs, out) = (if quick { 1 } else { 3 }, &share);
+        script.push_str(&format!(
+            "XDG_RUNTIME_DIR=/tmp {} --runs {runs} --out {out} | tee {out}/compositor-bench.txt\n",
+            vm::shell_quote(&release.join("compositor-bench").to_string_lossy()),
+        ));
+        expected.extend(["compositor-bench.txt", "compositor-bench.json"]);
     }
     if counts {
         script.push_str(&crate::counts::guest_script(

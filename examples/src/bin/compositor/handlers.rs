@@ -581,6 +581,13 @@ impl State {
     /// connections, their dma-bufs) behind.
     pub fn finish(&mut self, failed_clients: u32) {
         let mut ok = failed_clients == 0;
+        // CPU time of the whole run (user + sys), for the compositor's benchmark.
+        let cpu = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        let cpu_us = cpu.tv_sec as u64 * 1_000_000 + cpu.tv_nsec as u64 / 1000;
+        println!(
+            "compositor CPU: {cpu_us} us for {} presented frames",
+            self.presented
+        );
         let (framebuffers, gem_handles) = self.client_holdings.now();
         let fds = fds_other_than_dmabufs();
         let fds_at_start = self.fds_at_start.unwrap_or(fds);

@@ -2,7 +2,7 @@
 //! buffers on a KMS device.
 //!
 //! `compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited]
-//! [--timeout S] [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS
+//! [--timeout S] [--mode WxH] [--first "CMD ARGS"]... [--also "CMD ARGS"]... -- CMD ARGS...` opens the KMS
 //! node directly (root, no logind) or, with `--session`, through a libseat session (seatd or
 //! logind; the `libseat` cargo feature), drives one CRTC with smithay's DrmCompositor (pixman
 //! for composition, a swapchain allocated by cenalloc for the display) and makes framebuffers
@@ -80,6 +80,8 @@ struct Options {
     client: Vec<String>,
     /// How long `--verify` waits for its frames.
     timeout: Duration,
+    /// `--mode WxH`: the connector mode to drive (default: the preferred one).
+    mode: Option<(u16, u16)>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -92,6 +94,7 @@ fn parse_options() -> Result<Options, String> {
         also: Vec::new(),
         client: Vec::new(),
         timeout: Duration::from_secs(300),
+        mode: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -110,6 +113,14 @@ fn parse_options() -> Result<Options, String> {
             "--timeout" => {
                 let secs: u64 = value()?.parse().map_err(|e| format!("--timeout: {e}"))?;
                 o.timeout = Duration::from_secs(secs);
+            }
+            "--mode" => {
+                let v = value()?;
+                let (w, h) = v
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                    .ok_or_else(|| format!("--mode WxH, not {v:?}"))?;
+                o.mode = Some((w, h));
             }
             "--first" => o
                 .first
@@ -136,7 +147,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!("compositor: {e}");
-            eprintln!("usage: compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited] [--timeout S] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
+            eprintln!("usage: compositor [--device PATH] [--session] [--verify N] [--expect zero-copy|composited] [--timeout S] [--mode WxH] [--first \"CMD ARGS\"]... [--also \"CMD ARGS\"]... -- CLIENT ARGS...");
             return ExitCode::from(2);
         }
     };
@@ -284,6 +295,8 @@ fn run(options: Options) -> Result<ExitCode, String> {
                     .min_by_key(|m| m.size().0 as u32 * m.size().1 as u32)
             })
             .copied()
+    } else if let Some(size) = options.mode {
+        connector.modes().iter().find(|m| m.size() == size).copied()
     } else {
         connector
             .modes()
@@ -292,7 +305,7 @@ fn run(options: Options) -> Result<ExitCode, String> {
             .or_else(|| connector.modes().first())
             .copied()
     }
-    .ok_or("connector without modes")?;
+    .ok_or("no mode of the size asked for (or none at all) on the connector")?;
     let crtc = connector
         .encoders()
         .iter()
