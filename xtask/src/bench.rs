@@ -157,40 +157,35 @@ pub fn main(args: &[String]) -> Result<i32> {
         crate::packages::ensure_also(&["valgrind", "strace"])?;
     }
     let kernel = kernel::setup()?;
-    // Benchmarks are the one place a release build is worth its time.
+    // Benchmarks are the one place a release build is worth its time. compositor-bench runs
+    // the sample compositor and client from its own directory.
+    let mut build = vec![
+        "build",
+        "--release",
+        "-p",
+        "cenalloc-bench",
+        "--bin",
+        "cenalloc-bench",
+        "--bin",
+        "pipeline-bench",
+        "--bin",
+        "compositor-bench",
+    ];
+    if compositor {
+        build.extend([
+            "-p",
+            "cenalloc-examples",
+            "--bin",
+            "compositor",
+            "--bin",
+            "client",
+        ]);
+    }
     process::run(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "cenalloc-bench",
-                "--bin",
-                "cenalloc-bench",
-                "--bin",
-                "pipeline-bench",
-                "--bin",
-                "compositor-bench",
-            ]),
+            .args(build),
     )?;
-    if compositor {
-        // compositor-bench runs the sample compositor and client from its own directory.
-        process::run(
-            Command::new(env!("CARGO"))
-                .current_dir(workspace_root())
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "cenalloc-examples",
-                    "--bin",
-                    "compositor",
-                    "--bin",
-                    "client",
-                ]),
-        )?;
-    }
     let release = workspace_root().join("target/release");
     // target/ is read-only in the guest: the results go to the share, then to target/bench.
     let share_out = vm::share_dir().join("bench");

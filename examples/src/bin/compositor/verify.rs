@@ -41,12 +41,19 @@ fn inode(fd: BorrowedFd<'_>) -> Result<u64, String> {
         .map_err(|e| format!("fstat: {e}"))
 }
 
-/// The framebuffer `plane` scans out and the inode of the dma-buf behind its first GEM
-/// handle (GETFB2, then a PRIME export of that handle).
-pub fn plane_backing(
+/// The framebuffer `plane` scans out, what GETFB2 says of it, and the dma-buf behind its
+/// first GEM handle (a PRIME export of the handle GETFB2 made).
+fn plane_framebuffer(
     drm: &DrmDeviceFd,
     plane: plane::Handle,
-) -> Result<(framebuffer::Handle, u64), String> {
+) -> Result<
+    (
+        framebuffer::Handle,
+        drm::control::framebuffer::PlanarInfo,
+        std::os::fd::OwnedFd,
+    ),
+    String,
+> {
     let info = drm.get_plane(plane).map_err(|e| format!("GETPLANE: {e}"))?;
     let fb = info
         .framebuffer()
@@ -58,8 +65,18 @@ pub fn plane_backing(
     let exported = drm.buffer_to_prime_fd(gem, rustix::fs::OFlags::CLOEXEC.bits());
     // GETFB2 made a fresh handle for us; close it whatever happened.
     let _ = drm.close_buffer(gem);
-    let exported = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
-    Ok((fb, inode(exported.as_fd())?))
+    let fd = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
+    Ok((fb, fb_info, fd))
+}
+
+/// The framebuffer `plane` scans out and the inode of the dma-buf behind its first GEM
+/// handle.
+pub fn plane_backing(
+    drm: &DrmDeviceFd,
+    plane: plane::Handle,
+) -> Result<(framebuffer::Handle, u64), String> {
+    let (fb, _, fd) = plane_framebuffer(drm, plane)?;
+    Ok((fb, inode(fd.as_fd())?))
 }
 
 /// The inode of a client's dma-buf (its first plane).
@@ -212,17 +229,7 @@ pub fn client_rgb(dmabuf: &Dmabuf) -> Result<(Vec<[u8; 3]>, u32), String> {
 /// through a PRIME export of its GEM handle (GETFB2). For a composited frame this is the frame
 /// the compositor composed.
 pub fn plane_rgb(drm: &DrmDeviceFd, plane: plane::Handle) -> Result<Vec<[u8; 3]>, String> {
-    let info = drm.get_plane(plane).map_err(|e| format!("GETPLANE: {e}"))?;
-    let fb = info
-        .framebuffer()
-        .ok_or("the primary plane has no framebuffer")?;
-    let fb_info = drm
-        .get_planar_framebuffer(fb)
-        .map_err(|e| format!("GETFB2 on {fb:?}: {e}"))?;
-    let gem = fb_info.buffers()[0].ok_or("GETFB2 returned no GEM handle")?;
-    let exported = drm.buffer_to_prime_fd(gem, rustix::fs::OFlags::CLOEXEC.bits());
-    let _ = drm.close_buffer(gem);
-    let fd = exported.map_err(|e| format!("PRIME export of the FB's GEM handle: {e}"))?;
+    let (_, fb_info, fd) = plane_framebuffer(drm, plane)?;
     let (w, h) = fb_info.size();
     let stride = u64::from(fb_info.pitches()[0]);
     let offset = u64::from(fb_info.offsets()[0]);
