@@ -142,13 +142,19 @@ impl CameraToDisplay {
             };
             if d.is_error() {
                 log::warn!("frame {} flagged as corrupted; dropped", d.sequence);
-                self.queue.queue_buffer(d.index, buffer, &[])?;
+                self.queue
+                    .queue_buffer(d.index, buffer, &[])
+                    .map_err(|e| stopped(e.to_string()))?;
                 continue;
             }
             sink.show(self.framebuffers[index], buffer)?;
             if let Some(prev) = shown.replace(d.index) {
                 let prev_buffer = self.frames[prev as usize].buffer();
-                self.queue.queue_buffer(prev, prev_buffer, &[])?;
+                // A camera that cannot take a buffer back (unplugged between DQBUF and
+                // QBUF) has stopped delivering frames, as one whose DQBUF fails.
+                self.queue
+                    .queue_buffer(prev, prev_buffer, &[])
+                    .map_err(|e| stopped(e.to_string()))?;
             }
             frames += 1;
         }
