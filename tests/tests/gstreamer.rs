@@ -13,7 +13,10 @@
 //! trial imports once the buffer is handed to GStreamer), so a dma-buf attached to vkms was
 //! imported by kmssink, to make the framebuffer it put on the plane. Every dma-buf ever seen
 //! attached to vkms must be one of cenalloc's, from the heap the plan chose; and at least one
-//! must be seen. A kmssink that copied into its own dumb buffers would attach nothing.
+//! must be seen. A kmssink that copied into its own dumb buffers would attach nothing. (The
+//! element's trial import into vkms lasts only while it allocates a buffer; for vivid-000 the
+//! test also requires a sample in which one buffer is attached to vivid and vkms at once, which
+//! can only be v4l2src's and kmssink's imports.)
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -193,6 +196,15 @@ fn gst_contiguous_camera_to_kmssink_through_cenalloc() {
     let run = launch(&camera_pipeline("vivid-000", true));
     assert!(run.success, "the pipeline failed:\n{}", run.output);
     assert_eq!(plan_source(&run.output), "reserved");
+    // A buffer attached to the camera and to vkms at once: the camera attaches only when
+    // v4l2src queues the buffer, after the element's own trial import has ended, so this
+    // vkms attachment is kmssink's.
+    assert!(
+        run.on_vkms
+            .iter()
+            .any(|b| b.attached.iter().any(|d| d == "vivid.0")),
+        "no cenalloc buffer was seen attached to vivid-000 and vkms at once"
+    );
     assert!(
         run.output
             .contains("contiguous memory: required by vivid-000-vid-cap"),
