@@ -298,3 +298,27 @@ fn gst_decoder_to_kmssink_through_cenalloc() {
     assert_eq!(plan_source(&run.output), "system");
     assert_vkms_showed_cenalloc_buffers(&run, "system", "1280x720");
 }
+
+/// A plan that cannot be made (vkms cannot scan out 8-bit grey, `R8`): a GStreamer error that
+/// names the device and the constraint, exit non-zero, no crash.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn gst_constraint_conflict_is_a_clear_error() {
+    let run = launch(
+        "videotestsrc num-buffers=5 ! video/x-raw,format=GRAY8,width=640,height=480 \
+         ! cenalloc downstream-device=vkms ! fakesink",
+    );
+    assert!(!run.success, "the pipeline ran:\n{}", run.output);
+    let error = run
+        .output
+        .lines()
+        .find(|l| l.contains("cenalloc: no buffer suits"))
+        .unwrap_or_else(|| panic!("no plan error in:\n{}", run.output));
+    assert!(
+        error.contains("vkms"),
+        "the error does not name vkms: {error}"
+    );
+    for crash in ["panicked", "Segmentation fault", "CRITICAL"] {
+        assert!(!run.output.contains(crash), "{crash} in:\n{}", run.output);
+    }
+}
