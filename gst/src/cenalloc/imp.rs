@@ -144,7 +144,7 @@ impl BaseTransformImpl for Cenalloc {
             devices::open_video(spec).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::NotFound,
-                    ["cenalloc: upstream-device {spec:?}: {e}"]
+                    ("cenalloc: upstream-device {spec:?}: {e}")
                 )
             })?;
         }
@@ -152,7 +152,7 @@ impl BaseTransformImpl for Cenalloc {
             devices::open_display(spec).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::NotFound,
-                    ["cenalloc: downstream-device {spec:?}: {e}"]
+                    ("cenalloc: downstream-device {spec:?}: {e}")
                 )
             })?;
         }
@@ -229,7 +229,7 @@ impl BaseTransformImpl for Cenalloc {
 impl Cenalloc {
     /// Posts an error naming what failed and returns it for the log.
     fn fail<T: gst::MessageErrorDomain>(&self, kind: T, text: String) -> gst::LoggableError {
-        self.post_error_message(gst::error_msg!(kind, ["cenalloc: {text}"]));
+        self.post_error_message(gst::error_msg!(kind, ("cenalloc: {text}")));
         gst::loggable_error!(CAT, "{text}")
     }
 
