@@ -109,3 +109,60 @@ fn fd_path(element: &gst::Element) -> Option<String> {
     let path = path.to_str()?;
     path.starts_with("/dev/dri/").then(|| path.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Links the elements in a pipeline (not started: no device is opened); the pipeline is
+    /// returned too, as dropping it would unlink them.
+    fn chain(factories: &[(&str, &[(&str, &str)])]) -> (gst::Pipeline, Vec<gst::Element>) {
+        gst::init().expect("GStreamer initialises");
+        let pipeline = gst::Pipeline::new();
+        let mut elements = Vec::new();
+        for (factory, props) in factories {
+            let mut builder = gst::ElementFactory::make(factory);
+            for (k, v) in props.iter() {
+                builder = builder.property_from_str(k, v);
+            }
+            let e = builder.build().unwrap_or_else(|_| {
+                panic!(
+                    "no GStreamer element {factory}: install gstreamer1.0-plugins-good and \
+                     -bad (cargo xtask setup does)"
+                )
+            });
+            pipeline.add(&e).expect("added");
+            elements.push(e);
+        }
+        gst::Element::link_many(&elements).expect("linked");
+        (pipeline, elements)
+    }
+
+    #[test]
+    fn walks_through_capsfilter_to_v4l2src_and_to_kmssink() {
+        let (_pipeline, e) = chain(&[
+            ("v4l2src", &[("device", "/dev/video7")]),
+            ("capsfilter", &[]),
+            ("identity", &[]),
+            ("queue", &[]),
+            ("kmssink", &[("driver-name", "vkms")]),
+        ]);
+        let producer = producer(&e[2].static_pad("sink").unwrap()).expect("v4l2src found");
+        assert_eq!(producer.device, "/dev/video7");
+        assert!(!producer.decoder);
+        let display = display(&e[2].static_pad("src").unwrap())
+            .expect("no error")
+            .expect("kmssink found");
+        assert_eq!(display.device, "vkms");
+    }
+
+    #[test]
+    fn kmssink_without_a_device_is_an_error_naming_it() {
+        let (_pipeline, e) = chain(&[("identity", &[]), ("kmssink", &[])]);
+        let err = display(&e[0].static_pad("src").unwrap()).unwrap_err();
+        assert!(
+            err.contains("kmssink") && err.contains("driver-name"),
+            "{err}"
+        );
+    }
+}
