@@ -322,3 +322,56 @@ fn gst_constraint_conflict_is_a_clear_error() {
         assert!(!run.output.contains(crash), "{crash} in:\n{}", run.output);
     }
 }
+
+/// A resolution change mid-stream (vicodec's decoder, 1280x720 then 1920x1080): the element
+/// plans anew for the new caps (a second pool of 1920x1080 buffers), the pipeline ends with
+/// exit 0, and kmssink shows cenalloc's buffers of the new size. The buffers of the old plan
+/// are plain GStreamer buffers holding their dma-buf, freed when downstream drops them.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn gst_decoder_resolution_change_plans_anew() {
+    let mut stream = Vec::new();
+    for (i, (size, pattern)) in [("1280x720", "smpte"), ("1920x1080", "ball")]
+        .into_iter()
+        .enumerate()
+    {
+        let (w, h) = size.split_once('x').expect("WxH");
+        let part = format!("/tmp/cenalloc-gst-part{i}.fwht");
+        let encode = launch(&format!(
+            "videotestsrc num-buffers=4 pattern={pattern} \
+             ! video/x-raw,format=BGRx,width={w},height={h} \
+             ! v4l2fwhtenc ! filesink location={part}"
+        ));
+        assert!(encode.success, "encoding {size} failed:\n{}", encode.output);
+        stream.extend(std::fs::read(&part).expect("read the encoded part"));
+    }
+    let path = "/tmp/cenalloc-gst-resize.fwht";
+    std::fs::write(path, &stream).expect("write the stream");
+    let run = launch(&format!(
+        "filesrc location={path} \
+         ! video/x-fwht,width=1280,height=720,framerate=30/1,colorimetry=bt709 \
+         ! v4l2fwhtdec capture-io-mode=dmabuf-import ! cenalloc ! kmssink driver-name=vkms"
+    ));
+    assert!(run.success, "the pipeline failed:\n{}", run.output);
+    let sizes: Vec<&str> = run
+        .output
+        .lines()
+        .filter(|l| l.contains("cenalloc-plan"))
+        .filter_map(|l| l.split_once("size=(guint64)"))
+        .filter_map(|(_, rest)| rest.split(',').next())
+        .collect();
+    assert!(
+        sizes.contains(&"3686400") && sizes.last() == Some(&"8294400"),
+        "expected a 1280x720 plan, then a 1920x1080 one; plans' sizes: {sizes:?}"
+    );
+    assert!(
+        run.on_vkms.iter().any(|b| b.name.ends_with("1920x1080")),
+        "vkms never showed a 1920x1080 buffer"
+    );
+    for b in &run.on_vkms {
+        assert!(
+            b.name.starts_with("cenalloc ") && b.exporter == "system",
+            "vkms showed a dma-buf that is not cenalloc's: {b:?}"
+        );
+    }
+}
