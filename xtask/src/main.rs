@@ -78,7 +78,8 @@ const WORKSPACE_BUILD_BYTES: u64 = 3 << 30;
 /// built twice): the compositor's libseat session, which a guest test runs under seatd.
 pub const EXAMPLE_FEATURES: &str = "cenalloc-examples/libseat";
 
-/// Builds every program of the workspace (debug), examples with [`EXAMPLE_FEATURES`].
+/// Builds every program of the workspace (debug), examples with [`EXAMPLE_FEATURES`], and
+/// every library, so the GStreamer plugin `libgstcenalloc.so` is there for the guest tests.
 pub fn build_programs() -> Result<()> {
     process::run(
         std::process::Command::new(env!("CARGO"))
@@ -87,6 +88,7 @@ pub fn build_programs() -> Result<()> {
                 "build",
                 "--workspace",
                 "--bins",
+                "--lib",
                 "--features",
                 EXAMPLE_FEATURES,
             ]),
