@@ -332,3 +332,22 @@ pub fn find(driver: &str, kind: NodeKind) -> Option<DrmDevice> {
         .into_iter()
         .find(|d| d.driver() == driver && d.kind() == kind)
 }
+
+/// Opens a display as a user names it: a DRM node path (`/dev/dri/card1`) or a driver name
+/// (`vkms`), whose primary (`cardN`) node is taken. An unknown name is an error that lists the
+/// devices there are.
+pub fn open_named(spec: &str) -> Result<DrmDevice, DrmError> {
+    if spec.starts_with('/') {
+        return DrmDevice::open(spec);
+    }
+    find(spec, NodeKind::Card).ok_or_else(|| {
+        let found: Vec<String> = enumerate().iter().map(|d| d.name().to_owned()).collect();
+        DrmError::NotDrm {
+            what: spec.to_owned(),
+            reason: format!(
+                "no DRM card with driver {spec} (found: {})",
+                found.join(", ")
+            ),
+        }
+    })
+}

@@ -24,6 +24,8 @@ pub mod cenalloc;
 pub mod format;
 pub mod peers;
 pub mod pool;
+#[allow(unsafe_code)]
+mod sys;
 
 use gst::glib;
 use std::sync::LazyLock;

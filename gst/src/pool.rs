@@ -9,7 +9,6 @@
 //! when GStreamer frees the buffer: when the pool is stopped, or, for buffers of an old pool
 //! after renegotiation, when downstream lets go of them.
 
-use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
 use gst::glib;
@@ -97,7 +96,7 @@ mod imp {
             let layout = setup.plan.layout();
             let size = usize::try_from(layout.size())
                 .map_err(|_| fail(format!("buffer size {} too large", layout.size())))?;
-            let memory = dmabuf_memory(dmabuf, fd, size)
+            let memory = crate::sys::dmabuf_memory(dmabuf, fd, size)
                 .map_err(|e| fail(format!("wrapping the dma-buf failed: {e}")))?;
             let mut offsets = Vec::new();
             let mut strides = Vec::new();
@@ -147,16 +146,4 @@ impl CenallocPool {
         *pool.imp().setup.lock().unwrap_or_else(|p| p.into_inner()) = Some((setup, dmabuf));
         pool
     }
-}
-
-/// Wraps `fd` as GStreamer dma-buf memory of `size` bytes; the memory owns (and closes) `fd`.
-#[allow(unsafe_code)]
-fn dmabuf_memory(
-    allocator: &gst_allocators::DmaBufAllocator,
-    fd: OwnedFd,
-    size: usize,
-) -> Result<gst::Memory, glib::BoolError> {
-    // SAFETY: `fd` is an open dma-buf that we own (a dup of cenalloc's), at least `size` bytes
-    // long (the plan's size); ownership passes to the memory, which closes it when freed.
-    unsafe { allocator.alloc(fd, size) }
 }

@@ -25,7 +25,7 @@ pub use encoder::StatefulEncoder;
 pub use format::{drm_to_v4l2, v4l2_to_drm, PixelFormat};
 pub use importer::{V4l2Import, V4l2Importer};
 pub use probe::{
-    find_by_name, list_devices, probe, probe_all, probe_path, ContiguityEvidence, DeviceReport,
-    FormatReport, Role,
+    find_by_name, list_devices, open_named, probe, probe_all, probe_path, ContiguityEvidence,
+    DeviceReport, FormatReport, Role,
 };
 pub use queue::{Dequeued, Queue};

@@ -136,6 +136,36 @@ pub fn find_by_name(name: &str) -> Result<PathBuf> {
         })
 }
 
+/// Opens a V4L2 device as a user names it: a node path (`/dev/video3`), a node name from
+/// `/sys/class/video4linux/*/name` (`vivid-000-vid-cap`, `stateful-decoder`), or a card name
+/// whose video capture node is meant (`vivid-000` → `vivid-000-vid-cap`). An unknown name is
+/// an error that lists the nodes there are.
+pub fn open_named(spec: &str) -> Result<Device> {
+    if spec.starts_with('/') {
+        return Device::open(std::path::Path::new(spec));
+    }
+    let names = list_devices();
+    let capture = format!("{spec}-vid-cap");
+    let path = names
+        .iter()
+        .find(|(_, n)| n == spec)
+        .or_else(|| names.iter().find(|(_, n)| *n == capture))
+        .map(|(p, _)| p.clone())
+        .ok_or_else(|| Error::Unsupported {
+            device: spec.to_owned(),
+            kind: cenalloc::ConstraintKind::Import,
+            detail: format!(
+                "no V4L2 node named {spec} or {capture} (found: {})",
+                names
+                    .iter()
+                    .map(|(_, n)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })?;
+    Device::open(&path)
+}
+
 fn report_formats(dev: &Device, dir: Direction) -> Vec<FormatReport> {
     dev.formats(dir)
         .into_iter()

@@ -3,7 +3,6 @@
 use std::sync::{Arc, LazyLock, Mutex};
 
 use cenalloc::{Allocator, BufferRequest, Importer, Usage};
-use cenalloc_examples::pipeline::devices;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -141,7 +140,7 @@ impl BaseTransformImpl for Cenalloc {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some(spec) = &settings.upstream_device {
-            devices::open_video(spec).map_err(|e| {
+            cenalloc_v4l2::open_named(spec).map(Arc::new).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::NotFound,
                     ("cenalloc: upstream-device {spec:?}: {e}")
@@ -149,7 +148,7 @@ impl BaseTransformImpl for Cenalloc {
             })?;
         }
         if let Some(spec) = &settings.downstream_device {
-            devices::open_display(spec).map_err(|e| {
+            cenalloc_drm::device::open_named(spec).map_err(|e| {
                 gst::error_msg!(
                     gst::ResourceError::NotFound,
                     ("cenalloc: downstream-device {spec:?}: {e}")
@@ -251,12 +250,14 @@ impl Cenalloc {
             (None, None) => None,
         };
         if let Some((spec, origin)) = upstream {
-            let dev = devices::open_video(&spec).map_err(|e| {
-                self.fail(
-                    gst::ResourceError::NotFound,
-                    format!("{origin} {spec:?}: {e}"),
-                )
-            })?;
+            let dev = cenalloc_v4l2::open_named(&spec)
+                .map(Arc::new)
+                .map_err(|e| {
+                    self.fail(
+                        gst::ResourceError::NotFound,
+                        format!("{origin} {spec:?}: {e}"),
+                    )
+                })?;
             let decoder = found.as_ref().map(|p| p.decoder).unwrap_or(false)
                 || dev.name().contains("decoder");
             let usage = if decoder {
@@ -292,7 +293,7 @@ impl Cenalloc {
                 .map(|d| (d.device, format!("{}'s device", d.element))),
         };
         if let Some((spec, origin)) = downstream {
-            let dev = devices::open_display(&spec).map_err(|e| {
+            let dev = cenalloc_drm::device::open_named(&spec).map_err(|e| {
                 self.fail(
                     gst::ResourceError::NotFound,
                     format!("{origin} {spec:?}: {e}"),
