@@ -15,7 +15,8 @@
 //!
 //! Options: `--quick` (fewer, shorter batches; one process; one short pipeline run), `--only GROUP[,GROUP]` (vkms,
 //! overhead, vivid, gbm, pool, importers, probe: that cenalloc-bench group alone; `pipelines`:
-//! pipeline-bench alone; `compositor`: compositor-bench alone; `counts`: the counts alone), `--timeout S` (guest), `--against
+//! pipeline-bench alone; `compositor`: compositor-bench alone; `gstreamer`: gst-bench alone;
+//! `counts`: the counts alone), `--timeout S` (guest), `--against
 //! BINARY [--rounds N]` (this build's `cenalloc-bench` and another build of it timed in
 //! alternation in one boot, N processes each, default 8; see [`crate::against`]).
 
@@ -103,7 +104,10 @@ pub fn main(args: &[String]) -> Result<i32> {
             "--only" => {
                 i += 1;
                 let g = args.get(i).ok_or("--only needs a group")?;
-                if g != "pipelines" && g != "counts" && g != "compositor" {
+                if !matches!(
+                    g.as_str(),
+                    "pipelines" | "counts" | "compositor" | "gstreamer"
+                ) {
                     bench_args.extend(["--only".to_owned(), g.clone()]);
                 }
                 only = Some(g.clone());
@@ -141,7 +145,10 @@ pub fn main(args: &[String]) -> Result<i32> {
         }
         i += 1;
     }
-    let bench_groups = !matches!(only.as_deref(), Some("pipelines" | "counts" | "compositor"));
+    let bench_groups = !matches!(
+        only.as_deref(),
+        Some("pipelines" | "counts" | "compositor" | "gstreamer")
+    );
     if against.is_some() && (!bench_groups || quick) {
         return Err(
             "--against compares cenalloc-bench groups in full runs: drop --quick and \
@@ -152,6 +159,7 @@ pub fn main(args: &[String]) -> Result<i32> {
     let pipelines = against.is_none() && (only.is_none() || only.as_deref() == Some("pipelines"));
     let counts = against.is_none() && (only.is_none() || only.as_deref() == Some("counts"));
     let compositor = against.is_none() && (only.is_none() || only.as_deref() == Some("compositor"));
+    let gstreamer = against.is_none() && (only.is_none() || only.as_deref() == Some("gstreamer"));
     crate::packages::ensure()?;
     if counts {
         crate::packages::ensure_also(&["valgrind", "strace"])?;
@@ -170,7 +178,13 @@ pub fn main(args: &[String]) -> Result<i32> {
         "pipeline-bench",
         "--bin",
         "compositor-bench",
+        "--bin",
+        "gst-bench",
     ];
+    if gstreamer {
+        // gst-bench loads the plugin from its own directory.
+        build.extend(["-p", "gst-plugin-cenalloc", "--lib"]);
+    }
     if compositor {
         build.extend([
             "-p",
@@ -235,6 +249,14 @@ pub fn main(args: &[String]) -> Result<i32> {
             vm::shell_quote(&release.join("compositor-bench").to_string_lossy()),
         ));
         expected.extend(["compositor-bench.txt", "compositor-bench.json"]);
+    }
+    if gstreamer {
+        let (runs, out) = (if quick { 1 } else { 3 }, &share);
+        script.push_str(&format!(
+            "{} --runs {runs} --out {out} | tee {out}/gst-bench.txt\n",
+            vm::shell_quote(&release.join("gst-bench").to_string_lossy()),
+        ));
+        expected.extend(["gst-bench.txt", "gst-bench.json"]);
     }
     if counts {
         script.push_str(&crate::counts::guest_script(

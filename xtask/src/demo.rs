@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the main job. Builds the examples, boots the guest and shows, in one
 //! command, what cenalloc sees (heaps and devices), what it decides for typical pipelines and
-//! why, and — where the pipeline example is built — a camera → display run verified through
-//! the vkms writeback connector, with PNG snapshots of read-back frames in `target/demo/`.
+//! why, a camera → display run verified through the vkms writeback connector (PNG snapshots
+//! of read-back frames in `target/demo/`), and GStreamer's own camera → display pipeline
+//! failing alone and running through the `cenalloc` element, with its plan's reasons.
 
 use crate::vm::{self, VmOptions};
 use crate::{kernel, workspace_root, Result};
@@ -37,6 +38,9 @@ pub fn main(_args: &[String]) -> Result<i32> {
     } else {
         script.push_str("echo\necho '(camera-to-display is not built yet: no pipeline run)'\n");
     }
+    if bin.join("libgstcenalloc.so").is_file() {
+        script.push_str(&gstreamer_script(&bin.to_string_lossy()));
+    }
     let script_path = vm::share_dir().join("demo.sh");
     std::fs::write(&script_path, script).map_err(|e| e.to_string())?;
     let outcome = vm::run(
@@ -68,4 +72,19 @@ pub fn main(_args: &[String]) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Guest shell commands: vivid-000 → kmssink with GStreamer alone (it fails: kmssink's dumb
+/// buffers are not contiguous) and through the `cenalloc` element from `plugin_dir`.
+fn gstreamer_script(plugin_dir: &str) -> String {
+    let plugins = vm::shell_quote(plugin_dir);
+    let caps = "video/x-raw,format=BGRx,width=640,height=480";
+    format!(
+        "node=/dev/$(basename $(dirname $(grep -lx vivid-000-vid-cap /sys/class/video4linux/*/name)))\n\
+         gst-inspect-1.0 >/dev/null 2>&1 || true\n\
+         echo\necho \"== GStreamer alone: v4l2src ($node, vivid-000) ! kmssink: kmssink offers dumb buffers the camera cannot use\"\n\
+         gst-launch-1.0 v4l2src device=$node io-mode=dmabuf-import num-buffers=60 ! {caps} ! kmssink driver-name=vkms 2>&1 | grep -E 'ERROR|Failed' || true\n\
+         echo\necho '== The same pipeline with the cenalloc element before kmssink (GST_DEBUG=cenalloc:4)'\n\
+         GST_PLUGIN_PATH={plugins} GST_DEBUG=cenalloc:4 GST_DEBUG_NO_COLOR=1 gst-launch-1.0 v4l2src device=$node io-mode=dmabuf-import num-buffers=60 ! {caps} ! cenalloc ! kmssink driver-name=vkms 2>&1 | grep -E 'cenalloc|Execution ended|ERROR' | cut -c1-220 | head -24\n"
+    )
 }
