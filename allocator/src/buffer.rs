@@ -97,6 +97,17 @@ impl FenceAccess {
 /// The room the kernel keeps for a dma-buf's name, its NUL included (DMA_BUF_NAME_LEN).
 const DMA_BUF_NAME_LEN: usize = 32;
 
+/// Names the dma-buf `dmabuf` (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo), as
+/// [`Buffer::set_name`] does, for dma-bufs that are not [`Buffer`]s, such as a backend's trial
+/// buffers.
+pub fn name_dma_buf(dmabuf: BorrowedFd<'_>, name: &str) -> Result<()> {
+    let field = kernel_name(name);
+    // The field always holds a NUL.
+    let name = std::ffi::CStr::from_bytes_until_nul(&field).unwrap_or_default();
+    sys::dma_buf_set_name(dmabuf, name)
+        .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
+}
+
 /// `name` as the kernel keeps a dma-buf's name: at most 31 bytes, cut at the first NUL and at
 /// a character boundary, NUL-terminated in the kernel's fixed-size field.
 fn kernel_name(name: &str) -> [u8; DMA_BUF_NAME_LEN] {
@@ -285,11 +296,7 @@ impl Buffer {
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
     /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        let field = kernel_name(name);
-        // The field always holds a NUL.
-        let name = std::ffi::CStr::from_bytes_until_nul(&field).unwrap_or_default();
-        sys::dma_buf_set_name(self.fd(), name)
-            .map_err(|e| Error::io(format!("DMA_BUF_SET_NAME {name:?}"), e))
+        name_dma_buf(self.fd(), name)
     }
 
     /// Exports the fences of the buffer as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE): for

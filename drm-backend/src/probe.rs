@@ -358,6 +358,9 @@ impl DrmDevice {
     }
 }
 
+/// The name of the one-page dma-buf the trial import allocates, as debugfs shows it.
+pub const TRIAL_BUFFER_NAME: &str = "cenalloc import trial";
+
 fn trial_import(dev: &DrmDevice) -> ImportTrial {
     if !dev.probe().caps.prime_import {
         return ImportTrial::NotRun("DRM_CAP_PRIME lacks IMPORT".into());
@@ -377,6 +380,11 @@ fn trial_import(dev: &DrmDevice) -> ImportTrial {
         Ok(fd) => fd,
         Err(e) => return ImportTrial::NotRun(format!("{}: {e}", source.name())),
     };
+    // Named so that debugfs tells the trial apart from frames.
+    if let Err(e) = cenalloc::buffer::name_dma_buf(std::os::fd::AsFd::as_fd(&fd), TRIAL_BUFFER_NAME)
+    {
+        log::debug!("{}: naming the trial buffer: {e}", dev.name());
+    }
     let result = dev.prime_fd_to_buffer(std::os::fd::AsFd::as_fd(&fd));
     match result {
         Ok(handle) => {

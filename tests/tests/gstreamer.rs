@@ -174,13 +174,19 @@ fn camera_pipeline(camera: &str, with_cenalloc: bool) -> String {
 }
 
 /// Asserts the run showed only cenalloc's dma-bufs of `size` (`640x480`) from `heap` on vkms,
-/// and at least one.
+/// and at least one. The one-page buffer of the DRM backend's trial import (named so) is not a
+/// frame and is left out.
 fn assert_vkms_showed_cenalloc_buffers(run: &Run, heap: &str, size: &str) {
+    let frames: Vec<&DmaBuf> = run
+        .on_vkms
+        .iter()
+        .filter(|b| b.name != cenalloc_drm::probe::TRIAL_BUFFER_NAME)
+        .collect();
     assert!(
-        !run.on_vkms.is_empty(),
+        !frames.is_empty(),
         "no dma-buf was attached to vkms during the run: kmssink did not import"
     );
-    for b in &run.on_vkms {
+    for b in frames {
         assert!(
             b.name.starts_with("cenalloc ") && b.name.ends_with(size) && b.exporter == heap,
             "vkms showed a dma-buf that is not cenalloc's from {heap}: {b:?}"
