@@ -6,10 +6,12 @@
 //! and memory constraints with linear layout.
 
 use cenalloc::format::FormatInfo;
-use cenalloc::{BufferKind, BufferRequest, ConstraintKind, Constraints, Modifier, Usage};
+use cenalloc::{
+    BufferKind, BufferRequest, ConstraintKind, Constraints, Modifier, PlaneConstraint, Usage,
+};
 
 use crate::probe::{fourcc_code_name, ImportTrial, PlaneKind, Probe};
-use crate::quirks::quirk_for;
+use crate::quirks::{quirk_for, Pitch};
 use crate::DrmError;
 
 /// Whether the device imports foreign dma-bufs: the trial decides when it ran; otherwise the
@@ -20,7 +22,8 @@ pub fn can_import(probe: &Probe, trial: &ImportTrial) -> bool {
         ImportTrial::Refused(_) => false,
         ImportTrial::NotRun(_) => {
             probe.caps.prime_import
-                && !quirk_for(&probe.driver).is_some_and(|q| q.refuses_foreign_import)
+                && !quirk_for(&probe.driver)
+                    .is_some_and(|q| q.refuses_foreign_import(probe.sysfs.iommu))
         }
     }
 }
@@ -31,9 +34,10 @@ pub fn can_export(probe: &Probe) -> bool {
     probe.caps.dumb_buffer && probe.caps.prime_export && probe.node == crate::NodeKind::Card
 }
 
-/// Whether the device needs physically contiguous memory (a GEM-DMA driver without IOMMU).
+/// Whether the device needs physically contiguous memory (a driver that maps imports as one
+/// DMA range, without an IOMMU).
 pub fn needs_contiguous(probe: &Probe) -> bool {
-    quirk_for(&probe.driver).is_some_and(|q| q.gem_dma) && !probe.sysfs.iommu
+    quirk_for(&probe.driver).is_some_and(|q| q.needs_contiguous(probe.sysfs.iommu))
 }
 
 /// The constraints of the device described by `probe` for `request`.
@@ -46,7 +50,11 @@ pub fn derive(
     let quirk = quirk_for(&probe.driver);
     let mut c = Constraints {
         contiguous: needs_contiguous(probe),
-        pitch_align: quirk.map_or(1, |q| q.pitch_align),
+        pitch_align: match quirk.map(|q| q.pitch) {
+            Some(Pitch::Bytes(n)) => n,
+            _ => 1,
+        },
+        max_pitch: quirk.and_then(|q| q.max_pitch),
         can_import: can_import(probe, trial),
         can_export: can_export(probe),
         // Behind an IOMMU the DMA mask limits the I/O virtual addresses the IOMMU hands
@@ -131,6 +139,30 @@ pub fn derive(
                 ));
             }
             c.modifiers = modifiers;
+            match (quirk.map(|q| q.pitch), FormatInfo::of(fourcc)) {
+                (Some(Pitch::Pixels(n)), Some(info)) => {
+                    c.pitch_align = pixel_pitch_align(&info, n).ok_or_else(|| {
+                        unsupported(
+                            ConstraintKind::Alignment,
+                            format!("a pitch of whole {n}-pixel groups of {} overflows", name()),
+                        )
+                    })?;
+                }
+                (Some(Pitch::Tight), Some(info)) => {
+                    let stride = info.planes[0].min_row_bytes(width).map_err(|_| {
+                        unsupported(
+                            ConstraintKind::MaxPitch,
+                            format!("the row of a {width}-pixel {} overflows", name()),
+                        )
+                    })?;
+                    c.planes = vec![PlaneConstraint {
+                        min_stride: stride,
+                        min_size: 0,
+                        exact_stride: Some(stride),
+                    }];
+                }
+                _ => {}
+            }
             // A buffer only this display uses comes best from the display itself, as GBM
             // allocates it: a dumb buffer in the memory it scans out from.
             c.prefers_own_memory = (scanout || cursor)
@@ -151,6 +183,34 @@ pub fn derive(
         }
     }
     Ok(c)
+}
+
+/// The pitch alignment, in bytes of the first plane, that makes every plane's pitch a whole
+/// number of `pixels`-pixel groups of that plane. A plane's pitch is the first plane's divided
+/// by its stride divisor.
+fn pixel_pitch_align(info: &FormatInfo, pixels: u32) -> Option<u64> {
+    info.planes.iter().try_fold(1u64, |acc, p| {
+        let width = u64::from(p.block_width.max(1));
+        let bytes_per_pixel = if p.block_bytes % width == 0 {
+            p.block_bytes / width
+        } else {
+            p.block_bytes
+        };
+        let need = bytes_per_pixel
+            .checked_mul(u64::from(pixels.max(1)))?
+            .checked_mul(p.stride_divisor.max(1))?;
+        lcm(acc, need)
+    })
+}
+
+fn lcm(a: u64, b: u64) -> Option<u64> {
+    let gcd = |mut x: u64, mut y: u64| {
+        while y != 0 {
+            (x, y) = (y, x % y);
+        }
+        x
+    };
+    (a / gcd(a, b)).checked_mul(b)
 }
 
 #[cfg(test)]
@@ -269,6 +329,33 @@ mod tests {
     }
 
     #[test]
+    fn quirk_pitches_follow_the_format() {
+        let req = |w| BufferRequest::image(w, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
+        let trial = ImportTrial::NotRun(String::new());
+        let of = |driver: &str, w| derive("d", &display(driver), &trial, &req(w)).unwrap();
+        assert_eq!(of("i915", 64).pitch_align, 64);
+        assert_eq!(of("sun4i-drm", 64).pitch_align, 2);
+        assert_eq!(of("rockchip", 64).pitch_align, 4);
+        // 32 pixels of 4 bytes.
+        assert_eq!(of("msm", 64).pitch_align, 128);
+        assert_eq!(of("tidss", 64).pitch_align, 4);
+        assert_eq!(of("vkms", 64).pitch_align, 1);
+        let tight = of("mxsfb-drm", 100);
+        assert_eq!(tight.planes[0].exact_stride, Some(400));
+        assert_eq!(of("pl111", 100).planes[0].exact_stride, Some(400));
+        assert_eq!(of("imx-lcdif", 64).max_pitch, Some(0xffff));
+        assert!(of("vc4", 64).planes.is_empty());
+
+        let info = |f| FormatInfo::of(f).unwrap();
+        // NV12: the chroma plane's pixels are 2 bytes and its pitch equals the luma pitch.
+        assert_eq!(pixel_pitch_align(&info(Fourcc::Nv12), 1), Some(2));
+        // YUV420: chroma pitch is half the luma pitch.
+        assert_eq!(pixel_pitch_align(&info(Fourcc::Yuv420), 1), Some(2));
+        assert_eq!(pixel_pitch_align(&info(Fourcc::Yuyv), 1), Some(2));
+        assert_eq!(pixel_pitch_align(&info(Fourcc::Rgb888), 32), Some(96));
+    }
+
+    #[test]
     fn trial_and_quirks_decide_import_and_contiguity() {
         let mut p = display("virtio_gpu");
         let req = BufferRequest::image(64, 64, Fourcc::Xrgb8888, Usage::SCANOUT);
@@ -293,5 +380,15 @@ mod tests {
                 .unwrap()
                 .contiguous
         );
+        // msm imports only through its IOMMU.
+        p.driver = "msm".into();
+        let untested = |p: &Probe| {
+            derive("d", p, &ImportTrial::NotRun(String::new()), &req)
+                .unwrap()
+                .can_import
+        };
+        assert!(untested(&p));
+        p.sysfs.iommu = false;
+        assert!(!untested(&p));
     }
 }

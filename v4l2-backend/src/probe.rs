@@ -10,10 +10,18 @@
 //! accepts it. The buffer is freed again right away (REQBUFS 0).
 //!
 //! When the trial cannot run (no `/dev/udmabuf`, the queue is owned by another file, the
-//! driver rejects the trial for another reason), a driver table decides:
-//! - `vivid`: its `allocators` module parameter (1 = dma-contig) for the node's instance;
-//! - `vicodec`, `vim2m`, `visl`, `vimc`, `uvcvideo`: vmalloc, no contiguity needed;
-//! - anything else: contiguous, the choice that works everywhere (at the price of CMA).
+//! driver rejects the trial for another reason), the driver table [`DRIVERS`] decides from the
+//! vb2 memory operations each driver's queues use, as the kernel source at [`KERNEL_TAG`]
+//! shows them (each entry cites file and function):
+//! - vb2-dma-contig: contiguous (an IOMMU would make scattered memory fine, which only the
+//!   trial can tell);
+//! - vb2-vmalloc, vb2-dma-sg: no contiguity needed;
+//! - `vivid` and `vimc`: their allocator module parameter (1 = dma-contig);
+//! - a driver not in the table: contiguous, the choice that works everywhere (at the price of
+//!   CMA).
+//!
+//! Pitch and size alignment and the maximum sizes are not in the table: VIDIOC_TRY_FMT and
+//! VIDIOC_ENUM_FRAMESIZES report them.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -307,21 +315,281 @@ pub fn needs_contiguous(dev: &Device) -> (bool, ContiguityEvidence) {
     result
 }
 
+/// The kernel tag every citation of [`DRIVERS`] refers to.
+pub const KERNEL_TAG: &str = "v6.12";
+
+/// A place in the kernel source that justifies an entry of [`DRIVERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Citation {
+    /// Path in the kernel tree, e.g. `drivers/media/usb/uvc/uvc_queue.c`.
+    pub file: &'static str,
+    /// The function or structure in that file.
+    pub symbol: &'static str,
+    /// What the source says there.
+    pub says: &'static str,
+}
+
+const fn cite(file: &'static str, symbol: &'static str, says: &'static str) -> Citation {
+    Citation { file, symbol, says }
+}
+
+/// The vb2 memory operations a driver's video queues use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VbMemory {
+    /// `vb2_dma_contig_memops`: one DMA range per plane, so physically contiguous memory
+    /// unless an IOMMU maps it.
+    DmaContig,
+    /// `vb2_dma_sg_memops`: scatter-gather.
+    DmaSg,
+    /// `vb2_vmalloc_memops`: the CPU touches the pages; any memory.
+    Vmalloc,
+    /// Chosen by a module parameter, `/sys/module/<module>/parameters/<param>`: 1 means
+    /// dma-contig, anything else vmalloc. With `per_instance`, the parameter is a list with one
+    /// value per instance, and the instance is the number in the node name (`vivid-001-...`).
+    Parameter {
+        /// The module.
+        module: &'static str,
+        /// The parameter.
+        param: &'static str,
+        /// One value per driver instance.
+        per_instance: bool,
+    },
+}
+
+/// What the kernel source says about one V4L2 driver's buffer memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriverEntry {
+    /// The driver name VIDIOC_QUERYCAP reports.
+    pub driver: &'static str,
+    /// Its video queues' memory operations.
+    pub memory: VbMemory,
+    /// The kernel source behind the entry (at [`KERNEL_TAG`]).
+    pub sources: &'static [Citation],
+}
+
+/// The driver table, one entry per driver, sorted by driver name.
+pub const DRIVERS: &[DriverEntry] = &[
+    DriverEntry {
+        driver: "cedrus",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/staging/media/sunxi/cedrus/cedrus_video.c",
+                "cedrus_queue_init",
+                "both queues: vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/staging/media/sunxi/cedrus/cedrus_video.c",
+                "cedrus_prepare_format",
+                "NV12: bytesperline = ALIGN(width, 16), height ALIGN(16); tiled: 32",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "hantro-vpu",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/media/platform/verisilicon/hantro_drv.c",
+                "queue_init",
+                "both queues: vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/media/platform/verisilicon/hantro_v4l2.c",
+                "hantro_try_fmt",
+                "sizes from the variant's frmsize (macroblock steps)",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "imx-capture",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/media/platform/nxp/imx7-media-csi.c",
+                "imx7_csi_video_init",
+                "vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/media/platform/nxp/imx7-media-csi.c",
+                "__imx7_csi_video_try_fmt",
+                "width a multiple of 8 bytes, at most 65535 pixels wide and high",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "mxc-isi",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/media/platform/nxp/imx8-isi/imx8-isi-video.c",
+                "mxc_isi_video_register",
+                "vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/media/platform/nxp/imx8-isi/imx8-isi-video.c",
+                "mxc_isi_format_try",
+                "width at most 2048 (4096 chained), height at most 8191",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "rkisp1",
+        memory: VbMemory::DmaContig,
+        sources: &[cite(
+            "drivers/media/platform/rockchip/rkisp1/rkisp1-capture.c",
+            "rkisp1_register_capture",
+            "frame queues: vb2_dma_contig_memops (params and stats: vmalloc)",
+        )],
+    },
+    DriverEntry {
+        driver: "rkvdec",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/staging/media/rkvdec/rkvdec.c",
+                "rkvdec_queue_init",
+                "both queues: vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/staging/media/rkvdec/rkvdec.c",
+                "rkvdec_coded_fmts",
+                "H.264 up to 4096x2560 in steps of 16, VP9 up to 4096x2304 in steps of 64",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "s5p-mfc",
+        memory: VbMemory::DmaContig,
+        sources: &[cite(
+            "drivers/media/platform/samsung/s5p-mfc/s5p_mfc.c",
+            "s5p_mfc_open",
+            "both queues: vb2_dma_contig_memops",
+        )],
+    },
+    DriverEntry {
+        driver: "sun6i-csi",
+        memory: VbMemory::DmaContig,
+        sources: &[
+            cite(
+                "drivers/media/platform/sunxi/sun6i-csi/sun6i_csi_capture.c",
+                "sun6i_csi_capture_setup",
+                "vb2_dma_contig_memops",
+            ),
+            cite(
+                "drivers/media/platform/sunxi/sun6i-csi/sun6i_csi_capture.c",
+                "sun6i_csi_capture_format_prepare",
+                "at most 4800x4800, no pitch alignment",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "uvcvideo",
+        memory: VbMemory::Vmalloc,
+        sources: &[cite(
+            "drivers/media/usb/uvc/uvc_queue.c",
+            "uvc_queue_init",
+            "vb2_vmalloc_memops: the driver copies USB payloads into the buffer",
+        )],
+    },
+    DriverEntry {
+        driver: "vicodec",
+        memory: VbMemory::Vmalloc,
+        sources: &[cite(
+            "drivers/media/test-drivers/vicodec/vicodec-core.c",
+            "queue_init",
+            "both queues: vb2_vmalloc_memops",
+        )],
+    },
+    DriverEntry {
+        driver: "vim2m",
+        memory: VbMemory::Vmalloc,
+        sources: &[cite(
+            "drivers/media/test-drivers/vim2m.c",
+            "queue_init",
+            "both queues: vb2_vmalloc_memops",
+        )],
+    },
+    DriverEntry {
+        driver: "vimc",
+        memory: VbMemory::Parameter {
+            module: "vimc",
+            param: "allocator",
+            per_instance: false,
+        },
+        sources: &[
+            cite(
+                "drivers/media/test-drivers/vimc/vimc-capture.c",
+                "vimc_capture_add",
+                "vb2_dma_contig_memops when vimc_allocator is VIMC_ALLOCATOR_DMA_CONTIG",
+            ),
+            cite(
+                "drivers/media/test-drivers/vimc/vimc-common.h",
+                "vimc_allocator_type",
+                "0 = vmalloc (the default), 1 = dma-contig",
+            ),
+        ],
+    },
+    DriverEntry {
+        driver: "visl",
+        memory: VbMemory::Vmalloc,
+        sources: &[cite(
+            "drivers/media/test-drivers/visl/visl-video.c",
+            "visl_queue_init",
+            "both queues: vb2_vmalloc_memops",
+        )],
+    },
+    DriverEntry {
+        driver: "vivid",
+        memory: VbMemory::Parameter {
+            module: "vivid",
+            param: "allocators",
+            per_instance: true,
+        },
+        sources: &[cite(
+            "drivers/media/test-drivers/vivid/vivid-core.c",
+            "vivid_create_queue",
+            "vb2_dma_contig_memops when allocators[inst] == 1, else vb2_vmalloc_memops",
+        )],
+    },
+];
+
+/// The table entry of `driver`, if any.
+pub fn driver_entry(driver: &str) -> Option<&'static DriverEntry> {
+    DRIVERS.iter().find(|d| d.driver == driver)
+}
+
 /// The driver table fallback (see the module docs).
 pub fn driver_table(dev: &Device) -> bool {
-    match dev.driver() {
-        "vivid" => vivid_uses_dma_contig(dev.name()).unwrap_or(true),
-        "vicodec" | "vim2m" | "visl" | "vimc" | "uvcvideo" => false,
-        _ => true,
+    match driver_entry(dev.driver()).map(|d| d.memory) {
+        Some(VbMemory::DmaContig) | None => true,
+        Some(VbMemory::DmaSg | VbMemory::Vmalloc) => false,
+        Some(VbMemory::Parameter {
+            module,
+            param,
+            per_instance,
+        }) => {
+            let value = std::fs::read_to_string(format!("/sys/module/{module}/parameters/{param}"));
+            value
+                .ok()
+                .and_then(|v| parameter_says_dma_contig(&v, per_instance, dev.name()))
+                .unwrap_or(true)
+        }
     }
 }
 
-/// Reads vivid's `allocators` parameter for the instance in a node name like `vivid-001-...`.
-fn vivid_uses_dma_contig(name: &str) -> Option<bool> {
-    let inst: usize = name.strip_prefix("vivid-")?.get(..3)?.parse().ok()?;
-    let param = std::fs::read_to_string("/sys/module/vivid/parameters/allocators").ok()?;
-    let value = param.trim().split(',').nth(inst).unwrap_or("0").trim();
-    Some(value == "1")
+/// Whether an allocator parameter's `value` selects dma-contig for the node `name`: the
+/// value itself, or with `per_instance` the entry of the instance in a name like
+/// `vivid-001-vid-cap` (a missing entry is the kernel's default, 0).
+fn parameter_says_dma_contig(value: &str, per_instance: bool, name: &str) -> Option<bool> {
+    let chosen = if per_instance {
+        let (_, rest) = name.split_once('-')?;
+        let inst: usize = rest.get(..3)?.parse().ok()?;
+        value.trim().split(',').nth(inst).unwrap_or("0")
+    } else {
+        value
+    };
+    Some(chosen.trim() == "1")
 }
 
 const PAGE: u64 = 4096;
@@ -448,12 +716,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vivid_instance_parsing() {
-        // No vivid on the build host: the parameter file is absent.
-        if !Path::new("/sys/module/vivid").exists() {
-            assert_eq!(vivid_uses_dma_contig("vivid-000-vid-cap"), None);
+    fn allocator_parameters_are_read_per_instance() {
+        let says = parameter_says_dma_contig;
+        assert_eq!(says("0,1\n", true, "vivid-001-vid-cap"), Some(true));
+        assert_eq!(says("0,1\n", true, "vivid-000-vid-cap"), Some(false));
+        // Fewer values than instances: the kernel's default, vmalloc.
+        assert_eq!(says("1", true, "vivid-002-vid-out"), Some(false));
+        assert_eq!(says("1", true, "vim2m"), None);
+        assert_eq!(says("1\n", false, "Sensor A"), Some(true));
+        assert_eq!(says("0\n", false, "Sensor A"), Some(false));
+    }
+
+    fn is_identifier(s: &str) -> bool {
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }
+
+    #[test]
+    fn every_driver_entry_cites_the_kernel_source() {
+        for pair in DRIVERS.windows(2) {
+            assert!(
+                pair[0].driver < pair[1].driver,
+                "{} unsorted",
+                pair[1].driver
+            );
         }
-        assert_eq!(vivid_uses_dma_contig("vim2m"), None);
+        for d in DRIVERS {
+            assert!(!d.sources.is_empty(), "{}: no citation", d.driver);
+            for c in d.sources {
+                let ok = (c.file.starts_with("drivers/media/")
+                    || c.file.starts_with("drivers/staging/media/"))
+                    && (c.file.ends_with(".c") || c.file.ends_with(".h"))
+                    && c.file.split('/').all(|p| {
+                        !p.is_empty()
+                            && p != ".."
+                            && p != "."
+                            && p.chars()
+                                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
+                    });
+                assert!(ok, "{}: bad path {}", d.driver, c.file);
+                assert!(
+                    is_identifier(c.symbol),
+                    "{}: bad symbol {}",
+                    d.driver,
+                    c.symbol
+                );
+                assert!(!c.says.trim().is_empty(), "{}: {}", d.driver, c.symbol);
+            }
+        }
+        assert_eq!(driver_entry("uvcvideo").unwrap().memory, VbMemory::Vmalloc);
+        assert_eq!(
+            driver_entry("hantro-vpu").unwrap().memory,
+            VbMemory::DmaContig
+        );
+        assert!(driver_entry("bcm2835-codec").is_none());
+    }
+
+    /// With `CENALLOC_KERNEL_SRC` pointing at a kernel tree of [`KERNEL_TAG`], every cited file
+    /// exists and names the cited symbol. Without it the test checks nothing.
+    #[test]
+    fn driver_citations_match_a_kernel_tree() {
+        let Some(root) = std::env::var_os("CENALLOC_KERNEL_SRC") else {
+            return;
+        };
+        let root = PathBuf::from(root);
+        for d in DRIVERS {
+            for c in d.sources {
+                let text = std::fs::read_to_string(root.join(c.file))
+                    .unwrap_or_else(|e| panic!("{}: {}: {e}", d.driver, c.file));
+                assert!(
+                    text.contains(c.symbol),
+                    "{}: {} not in {}",
+                    d.driver,
+                    c.symbol,
+                    c.file
+                );
+                if let VbMemory::Parameter { param, .. } = d.memory {
+                    if c.file.ends_with("-core.c") {
+                        assert!(text.contains(param), "{}: no parameter {param}", d.driver);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
