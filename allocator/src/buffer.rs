@@ -46,14 +46,15 @@ pub enum CpuAccess {
     ReadWrite,
 }
 
-/// A CPU mapping of a whole buffer, bracketed by DMA_BUF_IOCTL_SYNC start/end.
-pub struct Mapping<'a> {
-    buffer: &'a Buffer,
+/// A CPU mapping of a whole buffer, bracketed by DMA_BUF_IOCTL_SYNC start/end. It keeps the
+/// buffer alive.
+pub struct Mapping {
+    buffer: Buffer,
     region: MmapRegion,
     access: CpuAccess,
 }
 
-impl fmt::Debug for Mapping<'_> {
+impl fmt::Debug for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mapping")
             .field("buffer", &self.buffer.inner.fd)
@@ -262,7 +263,7 @@ impl Buffer {
 
     /// Maps the whole buffer for CPU access. DMA_BUF_IOCTL_SYNC START is issued now and END
     /// when the mapping is dropped, in the direction `access` says.
-    pub fn map(&self, access: CpuAccess) -> Result<Mapping<'_>> {
+    pub fn map(&self, access: CpuAccess) -> Result<Mapping> {
         let size = self.inner.layout.size;
         let len = usize::try_from(size)
             .map_err(|_| Error::Overflow(format!("{size} bytes do not fit the address space")))?;
@@ -275,7 +276,7 @@ impl Buffer {
         })?;
         self.sync(sys::SYNC_START | access.sync_direction())?;
         Ok(Mapping {
-            buffer: self,
+            buffer: self.clone(),
             region,
             access,
         })
@@ -315,7 +316,7 @@ impl Buffer {
     }
 }
 
-impl Mapping<'_> {
+impl Mapping {
     /// The mapped bytes.
     pub fn as_slice(&self) -> &[u8] {
         self.region.as_slice()
@@ -333,7 +334,7 @@ impl Mapping<'_> {
 
     /// The buffer mapped.
     pub fn buffer(&self) -> &Buffer {
-        self.buffer
+        &self.buffer
     }
 
     /// The access mode.
@@ -342,7 +343,7 @@ impl Mapping<'_> {
     }
 }
 
-impl Drop for Mapping<'_> {
+impl Drop for Mapping {
     fn drop(&mut self) {
         if let Err(e) = self
             .buffer
@@ -450,11 +451,16 @@ mod tests {
             let mut m = b.map(CpuAccess::Write).unwrap();
             m.as_mut_slice()[4000] = 0xab;
         }
+        assert_eq!(
+            b.handle_count(),
+            1,
+            "a dropped mapping lets go of the buffer"
+        );
         let m = b.map(CpuAccess::Read).unwrap();
         assert_eq!(m.as_slice()[4000], 0xab);
-        assert_eq!(b.handle_count(), 1);
+        assert_eq!(b.handle_count(), 2, "a mapping keeps the buffer alive");
         fn is_send_sync<T: Send + Sync>() {}
         is_send_sync::<Buffer>();
-        is_send_sync::<Mapping<'_>>();
+        is_send_sync::<Mapping>();
     }
 }

@@ -49,6 +49,15 @@ impl Pool {
             return Err(Error::InvalidRequest("pool capacity is zero".into()));
         }
         let plan = allocator.plan(&request, &importers)?;
+        Pool::with_plan(allocator, plan, capacity)
+    }
+
+    /// A pool of at most `capacity` buffers that follow `plan` (kept from
+    /// [`Allocator::plan`]); allocates lazily.
+    pub fn with_plan(allocator: &Allocator, plan: Plan, capacity: usize) -> Result<Pool> {
+        if capacity == 0 {
+            return Err(Error::InvalidRequest("pool capacity is zero".into()));
+        }
         Ok(Pool {
             inner: Arc::new(PoolInner {
                 allocator: allocator.clone(),

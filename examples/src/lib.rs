@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client_dmabuf;
 pub mod pipeline;
 
 /// The README's example, compiled as a doctest.

@@ -1,9 +1,8 @@
-//! Bounded fuzzing on stable Rust: property tests over arbitrary inputs that must never panic.
-//!
-//! cargo-fuzz needs a nightly toolchain (`-Z sanitizer`), which this project's build machines
-//! do not have, so these proptest properties stand in for it and run in every `cargo test`
-//! (256 cases each; `PROPTEST_CASES=100000 cargo test -p cenalloc-examples --test fuzz` for a
-//! longer run). They add what the crates' own unit tests do not already cover:
+//! Bounded fuzzing in every `cargo test`: property tests over arbitrary inputs that must never
+//! panic (256 cases each; `PROPTEST_CASES=100000 cargo test -p cenalloc-examples --test fuzz`
+//! for a longer run). The coverage-guided libFuzzer targets in `fuzz/` (`cargo xtask fuzz`)
+//! go deeper on the same code; these stay as the quick, build-free check. They add what the
+//! crates' own unit tests do not already cover:
 //!
 //! - the IN_FORMATS blob parser is fuzzed in `drm-backend/src/blob.rs` (arbitrary bytes,
 //!   arbitrary headers, round trips), so it is not repeated here;

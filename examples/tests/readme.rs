@@ -1,5 +1,6 @@
-//! The README's example is the program `readme-example` (which the guest runs), letter for
-//! letter.
+//! The README's examples are the programs the guest runs, letter for letter: the Rust one is
+//! `readme-example`, the C one `examples/c/readme-example.c` (built by `cargo xtask capi`'s
+//! C programs step).
 
 #[test]
 fn the_readme_example_is_the_readme_example_program() {
@@ -16,4 +17,14 @@ fn the_readme_example_is_the_readme_example_program() {
         .map(|(_, body)| body)
         .expect("the program starts with its doc comment");
     assert_eq!(&readme[start..end], body);
+}
+
+#[test]
+fn the_readme_c_example_is_examples_c_readme_example() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("../README.md")).unwrap();
+    let start = readme.find("```c\n").expect("a C block in the README") + 5;
+    let end = start + readme[start..].find("```\n").expect("the block ends");
+    let program = std::fs::read_to_string(root.join("c/readme-example.c")).unwrap();
+    assert_eq!(readme[start..end], program);
 }

@@ -37,6 +37,19 @@ pub struct QueueFormat {
     pub planes: Vec<PlaneFormat>,
 }
 
+impl QueueFormat {
+    /// The format a driver wrote into a `struct v4l2_format`: `type_` is its buffer type
+    /// (`V4L2_BUF_TYPE_*`) and `fmt` the 200 bytes of its `fmt` union, read as `pix_mp` for
+    /// multi-planar types and as `pix` otherwise. A multi-planar format may come out with no
+    /// plane (a driver error [`Device`] refuses).
+    pub fn from_raw(type_: u32, fmt: &[u8; 200]) -> QueueFormat {
+        Device::format_planes(&sys::Format {
+            type_,
+            fmt: sys::FormatUnion { raw_data: *fmt },
+        })
+    }
+}
+
 /// The driver's requirement on one memory plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]

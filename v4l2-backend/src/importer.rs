@@ -143,7 +143,10 @@ impl V4l2Importer {
         Ok(f)
     }
 
-    fn plane_constraints(fourcc: cenalloc::Fourcc, f: &QueueFormat) -> Vec<PlaneConstraint> {
+    /// The per-plane constraints (strides exactly as the driver gave them, and minimum plane
+    /// sizes) that a queue in format `f` puts on an image of `fourcc`: one per memory plane
+    /// of a multi-buffer format, else one per colour plane. Empty if `f` has no plane.
+    pub fn plane_constraints(fourcc: cenalloc::Fourcc, f: &QueueFormat) -> Vec<PlaneConstraint> {
         if f.planes.len() > 1 {
             return f
                 .planes
@@ -155,20 +158,25 @@ impl V4l2Importer {
                 })
                 .collect();
         }
-        let bpl = u64::from(f.planes[0].bytesperline);
+        let Some(p0) = f.planes.first() else {
+            return Vec::new();
+        };
+        let bpl = u64::from(p0.bytesperline);
         let n = format::color_planes(fourcc);
+        let offsets = Self::packed_offsets(fourcc, f);
         (0..n)
             .map(|i| {
                 let stride = format::plane_stride(fourcc, i, bpl);
                 let rows = u64::from(f.height.div_ceil(format::plane_vsub(fourcc, i)));
-                let min_size = if n == 1 {
-                    u64::from(f.planes[0].sizeimage)
-                } else {
-                    stride * rows
+                // The buffer must hold sizeimage, which may exceed the packed planes (drivers
+                // append data such as motion vectors): the last plane reaches that far.
+                let to_sizeimage = match offsets.get(i) {
+                    Some(&at) if i + 1 == n => u64::from(p0.sizeimage).saturating_sub(at),
+                    _ => 0,
                 };
                 PlaneConstraint {
                     min_stride: stride,
-                    min_size,
+                    min_size: stride.saturating_mul(rows).max(to_sizeimage),
                     exact_stride: Some(stride),
                 }
             })
@@ -176,9 +184,12 @@ impl V4l2Importer {
     }
 
     /// Expected plane offsets for a single-buffer V4L2 format with several colour planes:
-    /// V4L2 packs them back to back.
-    fn packed_offsets(fourcc: cenalloc::Fourcc, f: &QueueFormat) -> Vec<u64> {
-        let bpl = u64::from(f.planes[0].bytesperline);
+    /// V4L2 packs them back to back. Empty if `f` has no plane.
+    pub fn packed_offsets(fourcc: cenalloc::Fourcc, f: &QueueFormat) -> Vec<u64> {
+        let Some(p0) = f.planes.first() else {
+            return Vec::new();
+        };
+        let bpl = u64::from(p0.bytesperline);
         let mut offsets = Vec::new();
         let mut at: u64 = 0;
         for i in 0..format::color_planes(fourcc) {
@@ -188,6 +199,74 @@ impl V4l2Importer {
             at = at.saturating_add(format::plane_stride(fourcc, i, bpl).saturating_mul(rows));
         }
         offsets
+    }
+
+    /// Checks that `layout`, an image of `fourcc`, is one a queue in format `f` (the driver's
+    /// answer for the same format and size) can take: plane 0's stride is the driver's
+    /// bytesperline, colour planes of a single-buffer format lie where V4L2 packs them and the
+    /// buffer holds sizeimage, and each memory plane of a multi-buffer format has the driver's
+    /// stride and at least its sizeimage. Says which requirement fails and why.
+    pub fn check_image_layout(
+        layout: &Layout,
+        fourcc: cenalloc::Fourcc,
+        f: &QueueFormat,
+    ) -> std::result::Result<(), (ConstraintKind, String)> {
+        let Some(driver_p0) = f.planes.first() else {
+            return Err((
+                ConstraintKind::Plane,
+                format!("{} has no plane", f.pixelformat),
+            ));
+        };
+        let Some(p0) = layout.planes().first() else {
+            return Err((ConstraintKind::Plane, "no planes".to_owned()));
+        };
+        let bpl = u64::from(driver_p0.bytesperline);
+        if p0.stride != bpl {
+            return Err((
+                ConstraintKind::Plane,
+                format!(
+                    "stride {} but the driver uses bytesperline {bpl}",
+                    p0.stride
+                ),
+            ));
+        }
+        if f.planes.len() == 1 {
+            let expected = Self::packed_offsets(fourcc, f);
+            for (i, (p, want)) in layout.planes().iter().zip(&expected).enumerate() {
+                if p.offset != *want {
+                    return Err((
+                        ConstraintKind::Plane,
+                        format!(
+                            "plane {i} at offset {} but V4L2 {} expects {want}",
+                            p.offset, f.pixelformat
+                        ),
+                    ));
+                }
+            }
+            let need = u64::from(driver_p0.sizeimage);
+            if layout.size() < need {
+                return Err((
+                    ConstraintKind::Plane,
+                    format!(
+                        "buffer has {} bytes but the driver's sizeimage is {need}",
+                        layout.size()
+                    ),
+                ));
+            }
+        } else {
+            for (i, (p, want)) in layout.planes().iter().zip(&f.planes).enumerate() {
+                if p.size < u64::from(want.sizeimage) || p.stride != u64::from(want.bytesperline) {
+                    return Err((
+                        ConstraintKind::Plane,
+                        format!(
+                            "plane {i}: stride {} size {}, driver needs {} and {}",
+                            p.stride, p.size, want.bytesperline, want.sizeimage
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn incompatible(&self, kind: ConstraintKind, reason: String) -> Error {
@@ -295,57 +374,8 @@ impl Importer for V4l2Importer {
                         ),
                     ));
                 }
-                let Some(p0) = layout.planes().first() else {
-                    return Err(self.incompatible(ConstraintKind::Plane, "no planes".to_owned()));
-                };
-                let bpl = u64::from(f.planes[0].bytesperline);
-                if p0.stride != bpl {
-                    return Err(self.incompatible(
-                        ConstraintKind::Plane,
-                        format!(
-                            "stride {} but the driver uses bytesperline {bpl}",
-                            p0.stride
-                        ),
-                    ));
-                }
-                if f.planes.len() == 1 {
-                    let expected = Self::packed_offsets(fourcc, &f);
-                    for (i, (p, want)) in layout.planes().iter().zip(&expected).enumerate() {
-                        if p.offset != *want {
-                            return Err(self.incompatible(
-                                ConstraintKind::Plane,
-                                format!(
-                                    "plane {i} at offset {} but V4L2 {} expects {want}",
-                                    p.offset, f.pixelformat
-                                ),
-                            ));
-                        }
-                    }
-                    let need = u64::from(f.planes[0].sizeimage);
-                    if layout.size() < need {
-                        return Err(self.incompatible(
-                            ConstraintKind::Plane,
-                            format!(
-                                "buffer has {} bytes but the driver's sizeimage is {need}",
-                                layout.size()
-                            ),
-                        ));
-                    }
-                } else {
-                    for (i, (p, want)) in layout.planes().iter().zip(&f.planes).enumerate() {
-                        if p.size < u64::from(want.sizeimage)
-                            || p.stride != u64::from(want.bytesperline)
-                        {
-                            return Err(self.incompatible(
-                                ConstraintKind::Plane,
-                                format!(
-                                    "plane {i}: stride {} size {}, driver needs {} and {}",
-                                    p.stride, p.size, want.bytesperline, want.sizeimage
-                                ),
-                            ));
-                        }
-                    }
-                }
+                Self::check_image_layout(layout, fourcc, &f)
+                    .map_err(|(kind, reason)| self.incompatible(kind, reason))?;
                 f
             }
             None => {
@@ -513,6 +543,27 @@ mod tests {
             V4l2Importer::packed_offsets(cenalloc::Fourcc::Nv12, &f),
             vec![0, 76_800]
         );
+    }
+
+    #[test]
+    fn the_last_plane_reaches_a_sizeimage_beyond_the_packed_planes() {
+        // Found by the fuzz target v4l2_format: NV12 whose sizeimage exceeds the two packed
+        // planes (as decoders that append motion vectors give) was planned too small, and
+        // the import then refused the buffer.
+        let f = single(PixelFormat::NV12, 320, 240, 320, 29_500_160);
+        let p = V4l2Importer::plane_constraints(cenalloc::Fourcc::Nv12, &f);
+        assert_eq!(
+            (p[0].min_size, p[1].min_size),
+            (76_800, 29_500_160 - 76_800)
+        );
+    }
+
+    #[test]
+    fn huge_strides_and_heights_saturate() {
+        // NV24's chroma stride is twice bytesperline: u32::MAX rows of it overflowed u64.
+        let f = single(PixelFormat::from_chars(b"NV24"), 1, u32::MAX, u32::MAX, 0);
+        let p = V4l2Importer::plane_constraints(cenalloc::Fourcc::Nv24, &f);
+        assert_eq!(p[1].min_size, u64::MAX);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod decoder;
 pub mod device;
 pub mod encoder;
 pub mod format;
+pub mod frame_rate;
 pub mod importer;
 pub mod probe;
 pub mod queue;

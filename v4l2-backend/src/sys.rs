@@ -388,6 +388,7 @@ struct UdmabufListHeader {
 // Sizes and offsets against the kernel ABI (x86_64 / any LP64).
 const _: () = {
     use std::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<StreamParm>() == 204);
     assert!(size_of::<Capability>() == 104);
     assert!(size_of::<FmtDesc>() == 64);
     assert!(size_of::<PixFormat>() == 48);
@@ -459,6 +460,41 @@ pub fn s_fmt(fd: BorrowedFd<'_>, fmt: &mut Format) -> io::Result<()> {
 pub fn try_fmt(fd: BorrowedFd<'_>, fmt: &mut Format) -> io::Result<()> {
     // SAFETY: _IOWR('V', 64, struct v4l2_format); as in g_fmt.
     unsafe { ioctl(fd, Updater::<Rw<64, Format>, Format>::new(fmt)) }
+}
+
+/// `struct v4l2_streamparm` with its union read as `struct v4l2_captureparm` (the member
+/// capture queues use), padded to the union's 200 bytes.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct StreamParm {
+    /// `V4L2_BUF_TYPE_*`.
+    pub type_: u32,
+    /// `V4L2_CAP_TIMEPERFRAME` when the driver takes a frame interval.
+    pub capability: u32,
+    /// `capturemode`.
+    pub capturemode: u32,
+    /// Seconds per frame: numerator.
+    pub numerator: u32,
+    /// Seconds per frame: denominator.
+    pub denominator: u32,
+    /// `extendedmode`.
+    pub extendedmode: u32,
+    /// `readbuffers`.
+    pub readbuffers: u32,
+    /// Reserved, zero.
+    pub reserved: [u32; 4],
+    /// The rest of the 200-byte union.
+    pub padding: [u8; 160],
+}
+
+/// `V4L2_CAP_TIMEPERFRAME`.
+pub const CAP_TIMEPERFRAME: u32 = 0x1000;
+
+/// VIDIOC_S_PARM
+pub fn s_parm(fd: BorrowedFd<'_>, parm: &mut StreamParm) -> io::Result<()> {
+    // SAFETY: _IOWR('V', 22, struct v4l2_streamparm); `parm` has its size (204 bytes, checked
+    // by a test) and layout for the capture member.
+    unsafe { ioctl(fd, Updater::<Rw<22, StreamParm>, StreamParm>::new(parm)) }
 }
 
 /// VIDIOC_REQBUFS

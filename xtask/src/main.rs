@@ -6,12 +6,18 @@
 //! - `test`: host tests, then the device tests inside the guest; prints `N passed, N failed`.
 //! - `demo`: the main job: boot the guest and show what cenalloc sees and decides.
 //! - `bench`: benchmarks in the guest; table and JSON in `target/bench/`.
+//! - `fuzz [--seconds N] [TARGET...]`: libFuzzer (cargo-fuzz) on the targets in `fuzz/`, N
+//!   seconds each; a crash fails, its input is kept in `fuzz/artifacts/<target>/`.
+//! - `capi [--release] [--prefix DIR] [--destdir DIR] [--update-header]`: build libcenalloc
+//!   (library, header, pkg-config) into `target/capi/`, and install it into a prefix.
 
 mod against;
 mod bench;
+mod capi;
 mod counts;
 mod demo;
 mod disk;
+mod fuzz;
 mod kernel;
 mod packages;
 mod process;
@@ -28,7 +34,11 @@ fn usage() -> ExitCode {
          \n                             run CMD in the guest, exit with its status\
          \n  test                       host tests + guest device tests\
          \n  demo                       boot the guest and show cenalloc at work\
-         \n  bench                      benchmarks in the guest (target/bench/)"
+         \n  bench                      benchmarks in the guest (target/bench/)\
+         \n  fuzz [--seconds N] [TARGET...]\
+         \n                             libFuzzer on fuzz/ targets, N s each (default 60)\
+         \n  capi [--release] [--prefix DIR] [--destdir DIR] [--update-header]\
+         \n                             build libcenalloc into target/capi/, install it"
     );
     ExitCode::from(2)
 }
@@ -52,6 +62,8 @@ fn main() -> ExitCode {
         "test" => test::main(rest),
         "demo" => demo::main(rest),
         "bench" => bench::main(rest),
+        "fuzz" => fuzz::main(rest),
+        "capi" => capi::main(rest),
         "-h" | "--help" | "help" => return usage(),
         other => {
             eprintln!("xtask: unknown task {other:?}");

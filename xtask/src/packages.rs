@@ -42,6 +42,9 @@ const PACKAGES: &[&str] = &[
     "gstreamer1.0-plugins-base",
     "gstreamer1.0-plugins-good",
     "gstreamer1.0-plugins-bad",
+    // libcenalloc's C checks: C++ compile of the header, memcheck of the C test
+    "g++",
+    "valgrind",
     // the GStreamer plugin crate (gstreamer-rs)
     "libgstreamer1.0-dev",
     "libgstreamer-plugins-base1.0-dev",

@@ -1,12 +1,12 @@
 //! `cargo xtask test`: first the lints (`cargo fmt --check`, `cargo clippy --workspace
 //! --all-targets -- -D warnings`, `cargo doc --no-deps` with warnings denied), then the host
-//! tests (`cargo test --workspace`, less the guest-only crate),
-//! then the device tests of `tests/` (crate cenalloc-vmtests) inside one guest boot, then one
-//! summary ending in the plain line `N passed, N failed`. Exits non-zero if anything failed or
-//! the guest did not report.
+//! tests (`cargo test --workspace`, less the guest-only crate, and every fuzz target of
+//! `fuzz/` for 30 seconds, one test each), then the device tests of `tests/` (crate
+//! cenalloc-vmtests) inside one guest boot, then one summary ending in the plain line
+//! `N passed, N failed`. Exits non-zero if anything failed or the guest did not report.
 //!
-//! Options: `--host-only`, `--guest-only`, `--timeout S` (guest), and a test-name filter after
-//! `--` passed to every guest test binary.
+//! Options: `--host-only`, `--guest-only`, `--no-fuzz` (skip the fuzz targets), `--timeout S`
+//! (guest), and a test-name filter after `--` passed to every guest test binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -35,6 +35,7 @@ impl std::ops::AddAssign for Counts {
 pub fn main(args: &[String]) -> Result<i32> {
     let mut host = true;
     let mut guest = true;
+    let mut fuzz = true;
     let mut opts = VmOptions {
         timeout: Duration::from_secs(2400),
         stream: true,
@@ -46,6 +47,7 @@ pub fn main(args: &[String]) -> Result<i32> {
         match args[i].as_str() {
             "--host-only" => guest = false,
             "--guest-only" => host = false,
+            "--no-fuzz" => fuzz = false,
             "--timeout" => {
                 i += 1;
                 let v = args.get(i).ok_or("--timeout needs seconds")?;
@@ -74,6 +76,21 @@ pub fn main(args: &[String]) -> Result<i32> {
             crate::EXAMPLE_FEATURES
         );
         host_counts = host_tests(&mut failures)?;
+        if fuzz {
+            eprintln!(
+                "xtask test: fuzz targets, {} s each (cargo xtask fuzz --seconds {0})",
+                crate::fuzz::TEST_SECONDS
+            );
+            match crate::fuzz::run(&[], crate::fuzz::TEST_SECONDS, &mut failures) {
+                Ok(c) => host_counts += c,
+                Err(e) => {
+                    host_counts.failed += 1;
+                    failures.push(format!("fuzz: {e}"));
+                }
+            }
+        }
+        eprintln!("xtask test: libcenalloc's C API (header, C99/C++17, valgrind)");
+        host_counts += crate::capi::host_checks(&mut failures)?;
     }
     if let Some(kernel) = &kernel {
         guest_counts = guest_tests(kernel, &opts, &filter, &mut failures)?;
@@ -209,6 +226,7 @@ fn host_tests(failures: &mut Vec<String>) -> Result<Counts> {
 /// binaries.
 fn build_guest_binaries() -> Result<Vec<(String, PathBuf)>> {
     crate::build_programs()?;
+    crate::capi::build_c_programs()?;
     let out = Command::new(env!("CARGO"))
         .current_dir(workspace_root())
         .args([

@@ -17,9 +17,10 @@ use cenalloc_examples::pipeline::verify::Verifier;
 use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
 
 const USAGE: &str = "usage: camera-to-display [--camera PATH|CARD] [--display PATH|DRIVER] \
-[--frames N] [--buffers N] [--size WxH] [--verify] [--snapshots DIR] [--stop-camera-after N]
+[--frames N] [--buffers N] [--size WxH] [--fps N] [--verify] [--snapshots DIR] [--stop-camera-after N]
   --camera    V4L2 node path, node name or card name (default vivid-000: its vid-cap node)
   --display   DRM node path or driver name (default vkms)
+  --fps       the camera's frame rate (VIDIOC_S_PARM), else the driver's default
   --verify    read every frame back through the vkms writeback connector, compare bit-exact
   --snapshots write some read-back frames as PNG into DIR (with --verify)";
 
@@ -43,7 +44,9 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     // Counted once the memory sources are open: the allocator keeps their nodes open.
     let before = Held::now(&display);
     let extra = opts.extra_usage();
-    let outcome = {
+    // Every error, also one while the pipeline is built (a memory source exhausted part-way
+    // through its pool), goes through the release check below.
+    let outcome = (|| {
         let mut pipeline = CameraToDisplay::new(
             &allocator,
             camera.clone(),
@@ -53,6 +56,10 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             extra,
         )?;
         println!("{}", plan_text(pipeline.plan()));
+        if let Some(fps) = opts.fps {
+            let (frames, seconds) = camera.set_frame_rate(fps)?;
+            println!("camera frame rate: {frames}/{seconds} per second");
+        }
         let held = Held::now(&display);
         println!(
             "held while running: open fds {}, framebuffers on {} {}",
@@ -90,8 +97,11 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
                     true
                 })
         };
+        for (frame, footprint) in &pipeline.footprints {
+            println!("footprint at frame {frame}: {footprint}");
+        }
         result
-    };
+    })();
     // Everything the pipeline held is dropped here: V4L2 buffers, framebuffers, GEM handles,
     // dma-bufs.
     check_released("camera-to-display", &display, before, outcome)

@@ -28,6 +28,8 @@ pub struct Options {
     pub out: Option<PathBuf>,
     /// `--runs N` (benchmark repetitions).
     pub runs: u32,
+    /// `--fps N`: the camera's frame rate (VIDIOC_S_PARM); the driver's default otherwise.
+    pub fps: Option<u32>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             stop_camera_after: None,
             out: None,
             runs: 1,
+            fps: None,
         }
     }
 }
@@ -101,6 +104,7 @@ impl Options {
                 "--snapshots" => o.snapshots = Some(value("--snapshots")?.into()),
                 "--out" => o.out = Some(value("--out")?.into()),
                 "--runs" => o.runs = number("--runs", value("--runs")?)?.max(1),
+                "--fps" => o.fps = Some(number("--fps", value("--fps")?)?),
                 "--stop-camera-after" => {
                     o.stop_camera_after = Some(number(
                         "--stop-camera-after",

@@ -10,6 +10,7 @@ use cenalloc_v4l2::{Device, Direction, Queue};
 use drm::control::framebuffer;
 
 use crate::pipeline::frames::{shared_frames, SharedFrames};
+use crate::pipeline::resources::Footprint;
 use crate::pipeline::PipelineError;
 
 /// How long to wait for the camera's next frame before declaring it gone.
@@ -43,7 +44,15 @@ pub struct CameraToDisplay {
     framebuffers: Vec<framebuffer::Handle>,
     pool: Pool,
     camera: Arc<Device>,
+    display: DrmDevice,
+    /// What the pipeline held after its first [`WARM_UP_FRAMES`] frames and after its last one
+    /// (frame number, footprint): a steady pipeline holds the same at both.
+    pub footprints: Vec<(u32, Footprint)>,
 }
+
+/// Frames after which a pipeline has allocated all it will: its footprint is taken there and
+/// at the end.
+pub const WARM_UP_FRAMES: u32 = 100;
 
 impl CameraToDisplay {
     /// Sets the camera to XR24 at `size`, lets cenalloc plan for camera + display, allocates
@@ -84,6 +93,8 @@ impl CameraToDisplay {
             framebuffers,
             pool,
             camera,
+            display: display.clone(),
+            footprints: Vec::new(),
         })
     }
 
@@ -157,6 +168,10 @@ impl CameraToDisplay {
                     .map_err(|e| stopped(e.to_string()))?;
             }
             frames += 1;
+            if frames == WARM_UP_FRAMES.min(count) || frames == count {
+                self.footprints
+                    .push((frames, Footprint::now(&self.display)));
+            }
         }
         self.queue.stream_off()?;
         Ok(frames)

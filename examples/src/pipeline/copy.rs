@@ -73,11 +73,11 @@ pub fn run_copy_loop(
     let cam_maps = cam_buffers
         .iter()
         .map(|b| b.map(CpuAccess::Read))
-        .collect::<Result<Vec<Mapping<'_>>, _>>()?;
+        .collect::<Result<Vec<Mapping>, _>>()?;
     let mut dumb_maps = dumb
         .iter()
         .map(|(b, _)| b.map(CpuAccess::Write))
-        .collect::<Result<Vec<Mapping<'_>>, _>>()?;
+        .collect::<Result<Vec<Mapping>, _>>()?;
     let dumb_stride = dumb[0].0.layout().planes()[0].stride as usize;
     let mut screen = Screen::new(display, (width, height))?;
     for i in 0..queue.count() {

@@ -9,6 +9,19 @@ pub enum PipelineError {
     /// A DRM/KMS operation failed.
     #[error(transparent)]
     Drm(#[from] cenalloc_drm::DrmError),
+    /// A buffer of a pipeline's pool could not be allocated (e.g. its memory source is
+    /// exhausted); the buffers allocated before it are released.
+    #[error("buffer {index} of {count} for {devices}: {source}")]
+    Allocation {
+        /// Which buffer (from 1).
+        index: u32,
+        /// How many the pool needs.
+        count: u32,
+        /// The devices sharing it.
+        devices: String,
+        /// cenalloc's error, naming the memory source.
+        source: Box<cenalloc::Error>,
+    },
     /// A device could not be found or set up as asked.
     #[error("{0}")]
     Setup(String),

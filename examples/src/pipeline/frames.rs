@@ -51,7 +51,14 @@ pub fn shared_frames(
         .with_name(name);
     let pool = Pool::new(allocator, request, importers, count as usize)?;
     let frames = (0..count)
-        .map(|_| pool.acquire())
+        .map(|i| {
+            pool.acquire().map_err(|source| PipelineError::Allocation {
+                index: i + 1,
+                count,
+                devices: format!("{} and {}", producer.display_name(), display.name()),
+                source: Box::new(source),
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let framebuffers = frames
         .iter()

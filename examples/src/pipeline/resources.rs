@@ -48,6 +48,57 @@ impl Held {
     }
 }
 
+/// Resident memory of this process (`VmRSS` of /proc/self/status) in KiB; 0 if unreadable.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// What a running pipeline holds at one frame: fds, GEM handles and framebuffers on the
+/// display, resident memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// Open fds.
+    pub fds: usize,
+    /// GEM handles cenalloc holds on the display.
+    pub gem_handles: usize,
+    /// Framebuffers on the display (None without debugfs).
+    pub framebuffers: Option<usize>,
+    /// Resident memory in KiB.
+    pub rss_kib: u64,
+}
+
+impl Footprint {
+    /// Counts now.
+    pub fn now(display: &DrmDevice) -> Footprint {
+        Footprint {
+            fds: open_fds(),
+            gem_handles: display.live_gem_handles(),
+            framebuffers: framebuffers(display),
+            rss_kib: rss_kib(),
+        }
+    }
+}
+
+impl std::fmt::Display for Footprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "fds {}, GEM handles {}, framebuffers {}, RSS {} KiB",
+            self.fds,
+            self.gem_handles,
+            show_count(self.framebuffers),
+            self.rss_kib
+        )
+    }
+}
+
 /// A count for printing, `?` when unknown.
 pub fn show_count(n: Option<usize>) -> String {
     n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())

@@ -11,6 +11,7 @@
 //! prints for each frame whether it was presented zero-copy. `--format` picks the fourcc (e.g. one the plane cannot scan out, to see
 //! the compositor composite it); `--bad KIND` sends one malformed buffer and expects the
 //! linux-dmabuf protocol error (exit 0 if it came, 1 if the compositor accepted the buffer).
+//! `--cycles N` repeats the whole connection N times (connect, allocate, present, disconnect).
 //!
 //! Exit codes: 0 done, 1 failure, 3 the compositor killed the client with a protocol error
 //! (outside `--bad` mode).
@@ -80,6 +81,9 @@ struct Options {
     /// Kill the process with SIGKILL right after committing this frame (tests of a client
     /// that dies mid-frame).
     kill_after: Option<u32>,
+    /// Connect, present `frames` and disconnect this many times in a row (tests of a
+    /// compositor's resources over many client lifetimes).
+    cycles: u32,
 }
 
 fn parse_fourcc(s: &str) -> Result<Fourcc, String> {
@@ -97,6 +101,7 @@ fn parse_options() -> Result<Options, String> {
         fourcc: Fourcc::Xrgb8888,
         bad: None,
         kill_after: None,
+        cycles: 1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -108,8 +113,9 @@ fn parse_options() -> Result<Options, String> {
             "--kill-after" => {
                 o.kill_after = Some(value()?.parse().map_err(|e| format!("--kill-after: {e}"))?)
             }
+            "--cycles" => o.cycles = value()?.parse().map_err(|e| format!("--cycles: {e}"))?,
             "-h" | "--help" => {
-                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf] [--kill-after N]".into())
+                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf] [--kill-after N] [--cycles N]".into())
             }
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -142,7 +148,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let mut outcome = Ok(ExitCode::SUCCESS);
+    for cycle in 1..=options.cycles {
+        outcome = run(&options);
+        if outcome.is_err() {
+            eprintln!("client: cycle {cycle} of {} failed", options.cycles);
+            break;
+        }
+    }
+    if options.cycles > 1 && outcome.is_ok() {
+        println!(
+            "client: {} connect/commit/disconnect cycles",
+            options.cycles
+        );
+    }
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("client: {e}");

@@ -44,10 +44,9 @@ use smithay::wayland::shell::xdg::{
 };
 use smithay::wayland::shm::{ShmHandler, ShmState};
 use smithay::wayland::viewporter::ViewporterState;
-use smithay::{
-    delegate_compositor, delegate_dmabuf, delegate_output, delegate_presentation, delegate_seat,
-    delegate_shm, delegate_viewporter, delegate_xdg_shell,
-};
+use smithay::{delegate_output, delegate_presentation, delegate_seat, delegate_viewporter};
+
+use cenalloc_examples::client_dmabuf::{self, ClientBuffer, ClientPlane, Rejection};
 
 use crate::exporter::{CenallocExporter, ClientHoldings, FramebufferRegistry};
 use crate::verify::{self, Writeback};
@@ -147,6 +146,8 @@ pub struct State {
     client_holdings: ClientHoldings,
     /// Open fds other than dma-bufs when the first frame was shown, before any client.
     fds_at_start: Option<usize>,
+    /// Resident memory (KiB) when the first frame was shown.
+    rss_at_start: Option<u64>,
     size: (i32, i32),
     /// Fullscreen windows, oldest first (the newest is in front).
     toplevels: Vec<ToplevelSurface>,
@@ -238,6 +239,7 @@ impl State {
             registry,
             client_holdings,
             fds_at_start: None,
+            rss_at_start: None,
             size,
             toplevels: Vec::new(),
             render_needed: true,
@@ -381,6 +383,7 @@ impl State {
         self.flip_pending = false;
         if self.fds_at_start.is_none() {
             self.fds_at_start = Some(fds_other_than_dmabufs());
+            self.rss_at_start = Some(cenalloc_examples::pipeline::resources::rss_kib());
         }
         match self.compositor.frame_submitted() {
             Ok(Some(mut info)) => {
@@ -571,6 +574,11 @@ impl State {
         self.render_needed = true;
     }
 
+    /// No client window is left (every client that had one has disconnected).
+    pub fn no_windows(&self) -> bool {
+        self.toplevels.is_empty()
+    }
+
     /// Nothing to draw and no frame on its way to the screen.
     pub fn idle(&self) -> bool {
         self.paused || (!self.render_needed && !self.flip_pending)
@@ -594,6 +602,11 @@ impl State {
         println!(
             "left behind by clients: {framebuffers} framebuffers, {gem_handles} GEM handles; \
              fds other than dma-bufs {fds_at_start} -> {fds}"
+        );
+        let rss = cenalloc_examples::pipeline::resources::rss_kib();
+        println!(
+            "compositor RSS: {} KiB at the first frame -> {rss} KiB",
+            self.rss_at_start.unwrap_or(rss)
         );
         if framebuffers > 0 || gem_handles > 0 || fds > fds_at_start {
             println!("clients' resources were not all released");
@@ -624,40 +637,45 @@ impl State {
         });
     }
 
-    /// Rejects malformed client buffers with the linux-dmabuf protocol error; returns `None` if
-    /// the buffer was rejected.
-    fn validate(&mut self, dmabuf: &Dmabuf) -> Result<(), (&'static str, String)> {
-        let code = dmabuf.format().code;
-        if let Some(info) = cenalloc::format::FormatInfo::of(code) {
-            if dmabuf.num_planes() != info.planes.len() {
-                return Err((
-                    "incomplete",
-                    format!(
-                        "{code:?} needs {} planes, the client sent {}",
-                        info.planes.len(),
-                        dmabuf.num_planes()
-                    ),
-                ));
-            }
-            for (i, (stride, geometry)) in dmabuf.strides().zip(info.planes).enumerate() {
-                let min = geometry.min_row_bytes(dmabuf.width()).unwrap_or(u64::MAX);
-                if u64::from(stride) < min {
-                    return Err((
-                        "failed",
-                        format!("plane {i}: stride {stride} is below the {min} bytes a row needs"),
-                    ));
-                }
-            }
-        }
+    /// Rejects malformed client buffers (see [`cenalloc_examples::client_dmabuf::validate`])
+    /// and planes whose fd is not a dma-buf, with the linux-dmabuf protocol error to send.
+    fn validate(&mut self, dmabuf: &Dmabuf) -> Result<(), Rejection> {
+        let planes = dmabuf
+            .offsets()
+            .zip(dmabuf.strides())
+            .zip(dmabuf.handles())
+            .map(|((offset, stride), fd)| ClientPlane {
+                offset,
+                stride,
+                fd_size: dmabuf_size(fd),
+            })
+            .collect();
+        let format = dmabuf.format();
+        client_dmabuf::validate(&ClientBuffer {
+            fourcc: format.code,
+            width: dmabuf.width(),
+            height: dmabuf.height(),
+            modifier: cenalloc::Modifier(u64::from(format.modifier)),
+            planes,
+        })?;
         for (i, fd) in dmabuf.handles().enumerate() {
             if let Err(e) =
                 cenalloc::buffer::check_dmabuf(fd, &format!("plane {i} of a client buffer"))
             {
-                return Err(("failed", e.to_string()));
+                return Err(Rejection::Failed(e.to_string()));
             }
         }
         Ok(())
     }
+}
+
+/// The size of a plane's dma-buf (its end, from `lseek`); `None` if it cannot be read. The
+/// file position is put back at 0, where smithay leaves it too.
+fn dmabuf_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<u64> {
+    use smithay::reexports::rustix::fs::{seek, SeekFrom};
+    let size = seek(fd, SeekFrom::End(0)).ok();
+    let _ = seek(fd, SeekFrom::Start(0));
+    size
 }
 
 /// Per-client data.
@@ -783,11 +801,11 @@ impl DmabufHandler for State {
         dmabuf: Dmabuf,
         notifier: ImportNotifier,
     ) {
-        if let Err((kind, why)) = self.validate(&dmabuf) {
-            log::warn!("rejecting a client dma-buf: {why}");
-            match kind {
-                "incomplete" => notifier.incomplete(),
-                _ => notifier.failed(),
+        if let Err(rejection) = self.validate(&dmabuf) {
+            log::warn!("rejecting a client dma-buf: {rejection}");
+            match rejection {
+                Rejection::Incomplete(_) => notifier.incomplete(),
+                Rejection::Failed(_) => notifier.failed(),
             }
             return;
         }
@@ -821,11 +839,52 @@ impl ShmHandler for State {
 
 impl OutputHandler for State {}
 
-delegate_compositor!(State);
-delegate_shm!(State);
+// delegate_compositor!, delegate_xdg_shell!, delegate_dmabuf! and delegate_shm!, less
+// wl_surface, wl_region, xdg_surface, xdg_toplevel, zwp_linux_buffer_params_v1 and
+// wl_shm_pool: crate::guard checks their requests before smithay sees them.
+mod delegated {
+    use super::{CompositorState, DmabufState, ShmState, State, XdgShellState};
+    use smithay::backend::allocator::dmabuf::Dmabuf;
+    use smithay::reexports::wayland_protocols::wp::linux_dmabuf::zv1::server::{
+        zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1,
+        zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    };
+    use smithay::reexports::wayland_protocols::xdg::shell::server::{
+        xdg_popup::XdgPopup, xdg_positioner::XdgPositioner, xdg_wm_base::XdgWmBase,
+    };
+    use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+    use smithay::reexports::wayland_server::protocol::wl_shm::WlShm;
+    use smithay::reexports::wayland_server::protocol::{
+        wl_callback::WlCallback, wl_compositor::WlCompositor, wl_subcompositor::WlSubcompositor,
+        wl_subsurface::WlSubsurface,
+    };
+    use smithay::reexports::wayland_server::{delegate_dispatch, delegate_global_dispatch};
+    use smithay::wayland::compositor::SubsurfaceUserData;
+    use smithay::wayland::dmabuf::{DmabufData, DmabufFeedbackData, DmabufGlobalData};
+    use smithay::wayland::shell::xdg::{
+        XdgPositionerUserData, XdgShellSurfaceUserData, XdgWmBaseUserData,
+    };
+    use smithay::wayland::shm::ShmBufferUserData;
+
+    delegate_global_dispatch!(State: [WlCompositor: ()] => CompositorState);
+    delegate_global_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
+    delegate_dispatch!(State: [WlCompositor: ()] => CompositorState);
+    delegate_dispatch!(State: [WlCallback: ()] => CompositorState);
+    delegate_dispatch!(State: [WlSubcompositor: ()] => CompositorState);
+    delegate_dispatch!(State: [WlSubsurface: SubsurfaceUserData] => CompositorState);
+    delegate_global_dispatch!(State: [XdgWmBase: ()] => XdgShellState);
+    delegate_dispatch!(State: [XdgWmBase: XdgWmBaseUserData] => XdgShellState);
+    delegate_dispatch!(State: [XdgPositioner: XdgPositionerUserData] => XdgShellState);
+    delegate_dispatch!(State: [XdgPopup: XdgShellSurfaceUserData] => XdgShellState);
+    delegate_global_dispatch!(State: [ZwpLinuxDmabufV1: DmabufGlobalData] => DmabufState);
+    delegate_dispatch!(State: [ZwpLinuxDmabufV1: DmabufData] => DmabufState);
+    delegate_dispatch!(State: [WlBuffer: Dmabuf] => DmabufState);
+    delegate_dispatch!(State: [ZwpLinuxDmabufFeedbackV1: DmabufFeedbackData] => DmabufState);
+    delegate_global_dispatch!(State: [WlShm: ()] => ShmState);
+    delegate_dispatch!(State: [WlShm: ()] => ShmState);
+    delegate_dispatch!(State: [WlBuffer: ShmBufferUserData] => ShmState);
+}
 delegate_output!(State);
 delegate_viewporter!(State);
 delegate_presentation!(State);
 delegate_seat!(State);
-delegate_xdg_shell!(State);
-delegate_dmabuf!(State);

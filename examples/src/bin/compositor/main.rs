@@ -23,6 +23,7 @@
 //! (misbehaving clients for tests); the compositor fails if one of them fails.
 
 mod exporter;
+mod guard;
 mod handlers;
 mod session;
 mod verify;
@@ -593,8 +594,15 @@ fn run(options: Options) -> Result<ExitCode, String> {
                     }
                 }
                 // Done once the last frame without the clients is on screen (it releases their
-                // framebuffers).
-                if main_done && others.is_empty() && state.exit_code.is_none() && state.idle() {
+                // framebuffers). A client reaped here may not be disconnected yet (its
+                // socket's hang-up is read on the next dispatch): until its windows are gone,
+                // the frame on screen may still hold its buffers.
+                if main_done
+                    && others.is_empty()
+                    && state.exit_code.is_none()
+                    && state.idle()
+                    && state.no_windows()
+                {
                     state.finish(failed_clients);
                 }
                 TimeoutAction::ToDuration(Duration::from_millis(50))
