@@ -383,3 +383,53 @@ fn a_thousand_client_connections_leave_the_compositor_where_it_started() {
         after_1000 as i64 - after_200 as i64
     );
 }
+
+/// The compositor under RLIMIT_NOFILE 96 (run through `prlimit`), with a client that sends
+/// buffer after buffer and keeps them (`client --hog 200`) beside a client whose frames are
+/// verified: the hog's next buffer gets the protocol error `invalid_wl_buffer` ("out of file
+/// descriptors") once the compositor's reserve of 32 fds is reached; the compositor keeps running, the other client
+/// gets every frame zero-copy, and the hog's fds are all closed with its connection.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn the_compositor_at_its_fd_limit_refuses_a_clients_buffer_and_keeps_running() {
+    let client = program("client").display().to_string();
+    let hog = format!("{client} --hog 200");
+    let out = Command::new("prlimit")
+        .arg("--nofile=96:96")
+        .arg(program("compositor"))
+        .args([
+            "--verify", "20", "--also", &hog, "--", &client, "--frames", "20",
+        ])
+        .env(
+            "XDG_RUNTIME_DIR",
+            cenalloc_vmtests::compositor::runtime_dir(),
+        )
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the compositor under prlimit");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("client: frame"))
+        .collect();
+    println!("{}", summary.join("\n"));
+    assert!(out.status.success(), "the compositor failed");
+    assert!(
+        text.contains("client: the compositor refused buffer")
+            && text.contains("out of file descriptors"),
+        "the hog was not refused"
+    );
+    assert!(
+        text.contains("20/20 frames zero-copy"),
+        "the good client suffered"
+    );
+    assert!(
+        text.contains("left behind by clients: 0 framebuffers, 0 GEM handles"),
+        "leftovers"
+    );
+    assert!(!text.contains("were not all released"), "fds grew");
+}

@@ -108,9 +108,13 @@ fn cma_dir(root: &SystemRoot) -> PathBuf {
     root.join("sys/kernel/mm/cma")
 }
 
-/// `/sys/kernel/mm/cma/<name>` exists (mm/cma_sysfs.c names the directory after the area).
+/// The system shows a CMA area `name`: `/sys/kernel/mm/cma/<name>` (CONFIG_CMA_SYSFS,
+/// mm/cma_sysfs.c) or `/sys/kernel/debug/cma/<name>` (CONFIG_CMA_DEBUGFS, mm/cma_debug.c);
+/// both name the directory after the area, and a kernel may have either alone.
 fn is_cma_area(name: &str, root: &SystemRoot) -> bool {
-    !name.contains('/') && cma_dir(root).join(name).is_dir()
+    !name.contains('/')
+        && (cma_dir(root).join(name).is_dir()
+            || root.join("sys/kernel/debug/cma").join(name).is_dir())
 }
 
 /// The device tree has a reserved-memory node `name` that the kernel turns into a CMA area:
@@ -510,6 +514,29 @@ mod tests {
                 row("system", HeapClass::System, None, None),
             ]
         );
+        let _ = std::fs::remove_dir_all(&root.0);
+
+        // The test guest's own kernel: CONFIG_CMA_DEBUGFS without CONFIG_CMA_SYSFS. The area
+        // is found in debugfs, which also says where it lies.
+        let root = build(
+            "k612debugfs",
+            &Layout {
+                heaps: &["reserved", "system"],
+                areas: &[],
+                dt_nodes: &[],
+                cma_total_kib: 131072,
+            },
+        );
+        let debugfs = root.join("sys/kernel/debug/cma/reserved");
+        std::fs::create_dir_all(&debugfs).unwrap();
+        std::fs::write(debugfs.join("base_pfn"), "490496\n").unwrap();
+        std::fs::write(debugfs.join("count"), "32768\n").unwrap();
+        let heaps = discover_heaps(&root);
+        let reserved = heaps[0].as_ref().unwrap();
+        assert_eq!(reserved.class(), HeapClass::Cma);
+        assert_eq!(reserved.cma_area(), Some("reserved"));
+        let top = (490_496 + 32_768) * crate::source::page_size() - 1;
+        assert_eq!(reserved.properties().max_address, Some(top));
         let _ = std::fs::remove_dir_all(&root.0);
 
         // A board whose device tree declares the default area as `linux,cma`, without

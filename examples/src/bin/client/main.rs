@@ -12,6 +12,8 @@
 //! the compositor composite it); `--bad KIND` sends one malformed buffer and expects the
 //! linux-dmabuf protocol error (exit 0 if it came, 1 if the compositor accepted the buffer).
 //! `--cycles N` repeats the whole connection N times (connect, allocate, present, disconnect).
+//! `--hog N` sends up to N buffers and keeps them, and expects the compositor to refuse one
+//! because its file descriptors run out (exit 0 when it did).
 //!
 //! Exit codes: 0 done, 1 failure, 3 the compositor killed the client with a protocol error
 //! (outside `--bad` mode).
@@ -84,6 +86,9 @@ struct Options {
     /// Connect, present `frames` and disconnect this many times in a row (tests of a
     /// compositor's resources over many client lifetimes).
     cycles: u32,
+    /// Send this many buffers (each a new fd in the compositor) and keep them, expecting the
+    /// compositor to refuse one for lack of file descriptors (tests of its fd budget).
+    hog: Option<u32>,
 }
 
 fn parse_fourcc(s: &str) -> Result<Fourcc, String> {
@@ -102,6 +107,7 @@ fn parse_options() -> Result<Options, String> {
         bad: None,
         kill_after: None,
         cycles: 1,
+        hog: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -114,8 +120,9 @@ fn parse_options() -> Result<Options, String> {
                 o.kill_after = Some(value()?.parse().map_err(|e| format!("--kill-after: {e}"))?)
             }
             "--cycles" => o.cycles = value()?.parse().map_err(|e| format!("--cycles: {e}"))?,
+            "--hog" => o.hog = Some(value()?.parse().map_err(|e| format!("--hog: {e}"))?),
             "-h" | "--help" => {
-                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf] [--kill-after N] [--cycles N]".into())
+                return Err("usage: client [--frames N] [--format XR24] [--bad stride|short-stride|offset|size|planes|not-dmabuf] [--kill-after N] [--cycles N] [--hog N]".into())
             }
             _ => return Err(format!("unknown argument {a:?}")),
         }
@@ -366,6 +373,18 @@ fn run(options: &Options) -> Result<ExitCode, String> {
     let allocator = cenalloc::Allocator::new();
     let mut buffers = allocate(&allocator, &state.feedback, options, (width, height))?;
 
+    if let Some(count) = options.hog {
+        return hog_fds(
+            &conn,
+            &mut queue,
+            &mut state,
+            &dmabuf,
+            &buffers.shared[0],
+            count,
+            (width, height),
+        );
+    }
+
     if let Some(kind) = options.bad {
         return present_bad(
             &conn,
@@ -509,6 +528,40 @@ fn create_wl_buffer(
     );
     params.destroy();
     wl
+}
+
+/// Sends `count` buffers of one dma-buf (each `add` passes a new fd to the compositor) and keeps
+/// them all, until the compositor refuses one for lack of file descriptors.
+fn hog_fds(
+    conn: &Connection,
+    queue: &mut EventQueue<State>,
+    state: &mut State,
+    dmabuf: &zwp_linux_dmabuf_v1::ZwpLinuxDmabufV1,
+    buffer: &SharedBuffer,
+    count: u32,
+    size: (u32, u32),
+) -> Result<ExitCode, String> {
+    let qh = queue.handle();
+    let mut held = Vec::new();
+    for i in 0..count {
+        held.push(create_wl_buffer(dmabuf, &qh, buffer, 0, size));
+        // A round trip per buffer: the compositor closes the connection right after its
+        // error, and a client still writing would see only EPIPE, not the error.
+        if let Err(e) = queue.roundtrip(state) {
+            let error = wayland_error(conn, e);
+            if error.contains("out of file descriptors") {
+                println!(
+                    "client: the compositor refused buffer {} of {count}: {error}",
+                    i + 1
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            return Err(error);
+        }
+    }
+    Err(format!(
+        "the compositor kept all {count} buffer fds without refusing one"
+    ))
 }
 
 /// Sends one malformed buffer and waits for the compositor's verdict.

@@ -24,6 +24,11 @@
 //! `NonZeroUsize::try_from(size).unwrap()`, which panics in any build; here the error is
 //! posted and smithay never sees the request.
 //!
+//! And the compositor's fd budget ([`crate::fd_budget`]): a buffer created while the budget is
+//! spent is refused (`create`: the `failed` event; `create_immed`: the protocol error
+//! `invalid_wl_buffer`, as the protocol says for a buffer that cannot be created), which
+//! closes the fds its params carried.
+//!
 //! Every other request goes to smithay unchanged. These impls replace the ones
 //! `delegate_compositor!`, `delegate_xdg_shell!` and `delegate_dmabuf!` would generate for
 //! these six interfaces (handlers.rs delegates the rest).
@@ -212,6 +217,23 @@ impl Dispatch<ZwpLinuxBufferParamsV1, DmabufParamsData> for State {
             }
             params_v1::Request::Create { width, height, .. }
             | params_v1::Request::CreateImmed { width, height, .. } => {
+                if let Some((open, limit)) = crate::fd_budget::exhausted() {
+                    log::warn!(
+                        "refusing a client's buffer: {open} fds open, limit {limit}, {} kept \
+                         for the compositor",
+                        crate::fd_budget::RESERVE
+                    );
+                    let why = format!(
+                        "the compositor is out of file descriptors ({open} open, limit \
+                         {limit}): buffer refused"
+                    );
+                    if matches!(request, params_v1::Request::Create { .. }) {
+                        resource.failed();
+                    } else {
+                        resource.post_error(params_v1::Error::InvalidWlBuffer, why);
+                    }
+                    return;
+                }
                 if *width < 1 || *height < 1 {
                     resource.post_error(
                         params_v1::Error::InvalidDimensions,

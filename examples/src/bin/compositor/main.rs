@@ -23,6 +23,7 @@
 //! (misbehaving clients for tests); the compositor fails if one of them fails.
 
 mod exporter;
+mod fd_budget;
 mod guard;
 mod handlers;
 mod session;
