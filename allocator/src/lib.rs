@@ -22,6 +22,7 @@
 
 pub mod allocator;
 pub mod buffer;
+pub mod citation;
 pub mod constraints;
 pub mod error;
 pub mod format;

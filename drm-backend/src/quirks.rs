@@ -12,22 +12,10 @@
 //! - `drm_gem_dma_dumb_create()` gives the tightest pitch (`width * bpp / 8`), so a driver that
 //!   needs more says so in its own `dumb_create` or in its plane code.
 
-/// The kernel tag every citation refers to.
-pub const KERNEL_TAG: &str = "v6.12";
-
-/// A place in the kernel source that justifies a claim of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Citation {
-    /// Path in the kernel tree, e.g. `drivers/gpu/drm/vc4/vc4_drv.c`.
-    pub file: &'static str,
-    /// The function, structure or macro in that file.
-    pub symbol: &'static str,
-    /// What the source says there.
-    pub says: &'static str,
-}
+pub use cenalloc::citation::{Citation, KERNEL_TAG};
 
 const fn cite(file: &'static str, symbol: &'static str, says: &'static str) -> Citation {
-    Citation { file, symbol, says }
+    Citation::new(file, symbol, says)
 }
 
 /// What the display needs of a framebuffer's row pitch.
@@ -368,27 +356,6 @@ pub fn quirk_for(driver: &str) -> Option<&'static Quirk> {
 mod tests {
     use super::*;
 
-    fn is_identifier(s: &str) -> bool {
-        s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    }
-
-    /// A kernel path: relative, under `drivers/` or `include/`, a `.c` or `.h` file, without
-    /// `.` or `..` components.
-    fn is_kernel_path(p: &str) -> bool {
-        (p.starts_with("drivers/") || p.starts_with("include/"))
-            && (p.ends_with(".c") || p.ends_with(".h"))
-            && p.split('/').all(|c| {
-                !c.is_empty()
-                    && c != "."
-                    && c != ".."
-                    && c.chars()
-                        .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
-            })
-    }
-
     #[test]
     fn one_entry_per_driver_sorted() {
         for pair in QUIRKS.windows(2) {
@@ -410,25 +377,9 @@ mod tests {
         for q in QUIRKS {
             assert!(!q.sources.is_empty(), "{}: no citation", q.driver);
             for c in q.sources {
-                assert!(is_kernel_path(c.file), "{}: bad path {}", q.driver, c.file);
-                assert!(
-                    c.file.starts_with("drivers/gpu/drm/"),
-                    "{}: {}",
-                    q.driver,
-                    c.file
-                );
-                assert!(
-                    is_identifier(c.symbol),
-                    "{}: bad symbol {}",
-                    q.driver,
-                    c.symbol
-                );
-                assert!(
-                    !c.says.trim().is_empty(),
-                    "{}: {} says nothing",
-                    q.driver,
-                    c.symbol
-                );
+                if let Some(why) = c.malformed(&["drivers/gpu/drm/"]) {
+                    panic!("{}: {why}", q.driver);
+                }
             }
             // A requirement beyond the default names the driver's own code, not only a helper.
             if q.pitch != Pitch::Any || q.max_pitch.is_some() || q.memory != Memory::Pages {
@@ -453,15 +404,9 @@ mod tests {
         let root = std::path::PathBuf::from(root);
         for q in QUIRKS {
             for c in q.sources {
-                let text = std::fs::read_to_string(root.join(c.file))
-                    .unwrap_or_else(|e| panic!("{}: {}: {e}", q.driver, c.file));
-                assert!(
-                    text.contains(c.symbol),
-                    "{}: {} not in {}",
-                    q.driver,
-                    c.symbol,
-                    c.file
-                );
+                if let Err(why) = c.check_in_tree(&root) {
+                    panic!("{}: {why}", q.driver);
+                }
             }
         }
     }

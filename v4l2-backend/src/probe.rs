@@ -315,22 +315,10 @@ pub fn needs_contiguous(dev: &Device) -> (bool, ContiguityEvidence) {
     result
 }
 
-/// The kernel tag every citation of [`DRIVERS`] refers to.
-pub const KERNEL_TAG: &str = "v6.12";
-
-/// A place in the kernel source that justifies an entry of [`DRIVERS`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Citation {
-    /// Path in the kernel tree, e.g. `drivers/media/usb/uvc/uvc_queue.c`.
-    pub file: &'static str,
-    /// The function or structure in that file.
-    pub symbol: &'static str,
-    /// What the source says there.
-    pub says: &'static str,
-}
+pub use cenalloc::citation::{Citation, KERNEL_TAG};
 
 const fn cite(file: &'static str, symbol: &'static str, says: &'static str) -> Citation {
-    Citation { file, symbol, says }
+    Citation::new(file, symbol, says)
 }
 
 /// The vb2 memory operations a driver's video queues use.
@@ -727,13 +715,6 @@ mod tests {
         assert_eq!(says("0\n", false, "Sensor A"), Some(false));
     }
 
-    fn is_identifier(s: &str) -> bool {
-        s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    }
-
     #[test]
     fn every_driver_entry_cites_the_kernel_source() {
         for pair in DRIVERS.windows(2) {
@@ -746,24 +727,9 @@ mod tests {
         for d in DRIVERS {
             assert!(!d.sources.is_empty(), "{}: no citation", d.driver);
             for c in d.sources {
-                let ok = (c.file.starts_with("drivers/media/")
-                    || c.file.starts_with("drivers/staging/media/"))
-                    && (c.file.ends_with(".c") || c.file.ends_with(".h"))
-                    && c.file.split('/').all(|p| {
-                        !p.is_empty()
-                            && p != ".."
-                            && p != "."
-                            && p.chars()
-                                .all(|ch| ch.is_ascii_alphanumeric() || "_-.".contains(ch))
-                    });
-                assert!(ok, "{}: bad path {}", d.driver, c.file);
-                assert!(
-                    is_identifier(c.symbol),
-                    "{}: bad symbol {}",
-                    d.driver,
-                    c.symbol
-                );
-                assert!(!c.says.trim().is_empty(), "{}: {}", d.driver, c.symbol);
+                if let Some(why) = c.malformed(&["drivers/media/", "drivers/staging/media/"]) {
+                    panic!("{}: {why}", d.driver);
+                }
             }
         }
         assert_eq!(driver_entry("uvcvideo").unwrap().memory, VbMemory::Vmalloc);
@@ -784,15 +750,9 @@ mod tests {
         let root = PathBuf::from(root);
         for d in DRIVERS {
             for c in d.sources {
-                let text = std::fs::read_to_string(root.join(c.file))
-                    .unwrap_or_else(|e| panic!("{}: {}: {e}", d.driver, c.file));
-                assert!(
-                    text.contains(c.symbol),
-                    "{}: {} not in {}",
-                    d.driver,
-                    c.symbol,
-                    c.file
-                );
+                let text = c
+                    .check_in_tree(&root)
+                    .unwrap_or_else(|why| panic!("{}: {why}", d.driver));
                 if let VbMemory::Parameter { param, .. } = d.memory {
                     if c.file.ends_with("-core.c") {
                         assert!(text.contains(param), "{}: no parameter {param}", d.driver);
