@@ -7,7 +7,7 @@ use std::os::fd::AsRawFd;
 use cenalloc::CpuAccess;
 
 use super::{
-    cenalloc_buffer, cenalloc_device, cenalloc_plan, cenalloc_pool, check_out, handle, key,
+    cenalloc_buffer, cenalloc_device, cenalloc_plan, cenalloc_pool, check_out, hand_out, key,
     write_out, BUFFERS, CENALLOC_MAP_READ, CENALLOC_MAP_READ_WRITE, CENALLOC_MAP_WRITE, DEVICES,
     PLANS, POOLS,
 };
@@ -29,15 +29,10 @@ pub unsafe extern "C" fn cenalloc_buffer_allocate(
     out: *mut *mut cenalloc_buffer,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let plan = PLANS.get(key(plan))?;
-        let shared = plan.allocator.allocate(&plan.plan)?;
-        write_out(
-            out,
-            handle(BUFFERS.insert(BufferObject::own(shared))),
-            "out",
-        )?;
-        Ok(0)
+        hand_out(out, &BUFFERS, || {
+            let plan = PLANS.get(key(plan))?;
+            Ok(BufferObject::own(plan.allocator.allocate(&plan.plan)?))
+        })
     })
 }
 
@@ -54,12 +49,12 @@ pub unsafe extern "C" fn cenalloc_pool_create(
     out: *mut *mut cenalloc_pool,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let plan = PLANS.get(key(plan))?;
-        let pool =
-            cenalloc::Pool::with_plan(&plan.allocator, plan.plan.clone(), capacity as usize)?;
-        write_out(out, handle(POOLS.insert(PoolObject { pool })), "out")?;
-        Ok(0)
+        hand_out(out, &POOLS, || {
+            let plan = PLANS.get(key(plan))?;
+            let pool =
+                cenalloc::Pool::with_plan(&plan.allocator, plan.plan.clone(), capacity as usize)?;
+            Ok(PoolObject { pool })
+        })
     })
 }
 
@@ -75,15 +70,9 @@ pub unsafe extern "C" fn cenalloc_pool_acquire(
     out: *mut *mut cenalloc_buffer,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let pool = POOLS.get(key(pool))?;
-        let lent = pool.pool.acquire()?;
-        write_out(
-            out,
-            handle(BUFFERS.insert(BufferObject::pooled(lent))),
-            "out",
-        )?;
-        Ok(0)
+        hand_out(out, &BUFFERS, || {
+            Ok(BufferObject::pooled(POOLS.get(key(pool))?.pool.acquire()?))
+        })
     })
 }
 

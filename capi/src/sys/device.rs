@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::{borrowed_fd, cenalloc_device, check_out, handle, key, text, write_out, DEVICES};
+use super::{borrowed_fd, cenalloc_device, hand_out, key, text, DEVICES};
 use crate::device::Device;
 use crate::error;
 
@@ -21,10 +21,9 @@ pub unsafe extern "C" fn cenalloc_device_open_drm(
     out: *mut *mut cenalloc_device,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let device = Device::open_drm(text(name, "name")?, usage)?;
-        write_out(out, handle(DEVICES.insert(device)), "out")?;
-        Ok(0)
+        hand_out(out, &DEVICES, || {
+            Device::open_drm(text(name, "name")?, usage)
+        })
     })
 }
 
@@ -42,10 +41,9 @@ pub unsafe extern "C" fn cenalloc_device_from_drm_fd(
     out: *mut *mut cenalloc_device,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let device = Device::drm_from_fd(borrowed_fd(fd)?, usage)?;
-        write_out(out, handle(DEVICES.insert(device)), "out")?;
-        Ok(0)
+        hand_out(out, &DEVICES, || {
+            Device::drm_from_fd(borrowed_fd(fd)?, usage)
+        })
     })
 }
 
@@ -65,10 +63,9 @@ pub unsafe extern "C" fn cenalloc_device_open_v4l2(
     out: *mut *mut cenalloc_device,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let device = Device::open_v4l2(text(name, "name")?, buf_type, usage)?;
-        write_out(out, handle(DEVICES.insert(device)), "out")?;
-        Ok(0)
+        hand_out(out, &DEVICES, || {
+            Device::open_v4l2(text(name, "name")?, buf_type, usage)
+        })
     })
 }
 
@@ -87,10 +84,9 @@ pub unsafe extern "C" fn cenalloc_device_from_v4l2_fd(
     out: *mut *mut cenalloc_device,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let device = Device::v4l2_from_fd(borrowed_fd(fd)?, buf_type, usage)?;
-        write_out(out, handle(DEVICES.insert(device)), "out")?;
-        Ok(0)
+        hand_out(out, &DEVICES, || {
+            Device::v4l2_from_fd(borrowed_fd(fd)?, buf_type, usage)
+        })
     })
 }
 

@@ -120,6 +120,19 @@ fn check_out<T>(out: *mut T, what: &str) -> Result<(), CError> {
     }
 }
 
+/// Makes an object with `make`, adds it to `table` and stores its handle in `*out`, which is
+/// checked first: a bad out-parameter creates nothing. Returns 0.
+fn hand_out<T, H>(
+    out: *mut *mut H,
+    table: &Table<T>,
+    make: impl FnOnce() -> Result<T, CError>,
+) -> Result<c_int, CError> {
+    check_out(out, "out")?;
+    let key = table.insert(make()?);
+    write_out(out, handle(key), "out")?;
+    Ok(0)
+}
+
 /// Stores `value` in `*out`, checked by [`check_out`] first.
 fn write_out<T>(out: *mut T, value: T, what: &str) -> Result<(), CError> {
     check_out(out, what)?;
@@ -210,12 +223,7 @@ pub extern "C" fn cenalloc_last_error() -> *const c_char {
 /// `out` must be NULL (an error) or point to writable memory for one handle.
 #[no_mangle]
 pub unsafe extern "C" fn cenalloc_allocator_create(out: *mut *mut cenalloc_allocator) -> c_int {
-    error::call(|| {
-        check_out(out, "out")?;
-        let key = ALLOCATORS.insert(Allocator::new());
-        write_out(out, handle(key), "out")?;
-        Ok(0)
-    })
+    error::call(|| hand_out(out, &ALLOCATORS, || Ok(Allocator::new())))
 }
 
 /// Destroys an allocator handle. Plans, pools and buffers made with it stay usable (they keep

@@ -2,10 +2,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use super::{
-    cenalloc_allocator, cenalloc_device, cenalloc_plan, check_out, handle, key, write_out,
-    ALLOCATORS, PLANS,
-};
+use super::{cenalloc_allocator, cenalloc_device, cenalloc_plan, hand_out, key, ALLOCATORS, PLANS};
 use crate::error;
 use crate::plan::PlanObject;
 
@@ -31,12 +28,11 @@ pub unsafe extern "C" fn cenalloc_plan_create(
     out: *mut *mut cenalloc_plan,
 ) -> c_int {
     error::call(|| {
-        check_out(out, "out")?;
-        let allocator = ALLOCATORS.get(key(allocator))?;
-        let devices = super::devices(devices, count)?;
-        let plan = PlanObject::new(&allocator, &devices, width, height, fourcc)?;
-        write_out(out, handle(PLANS.insert(plan)), "out")?;
-        Ok(0)
+        hand_out(out, &PLANS, || {
+            let allocator = ALLOCATORS.get(key(allocator))?;
+            let devices = super::devices(devices, count)?;
+            PlanObject::new(&allocator, &devices, width, height, fourcc)
+        })
     })
 }
 
