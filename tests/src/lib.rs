@@ -9,6 +9,7 @@
 
 pub mod compositor;
 pub mod devices;
+pub mod dma_buf;
 pub mod fault;
 pub mod fds;
 

@@ -24,6 +24,8 @@ use std::process::Command;
 use std::sync::Once;
 use std::time::Duration;
 
+use cenalloc_vmtests::dma_buf::{watch, DmaBuf};
+
 /// The registry every run shares (the host's file system is read-only in the guest).
 const REGISTRY: &str = "/tmp/cenalloc-gst-registry.bin";
 
@@ -58,49 +60,6 @@ fn registry() {
     });
 }
 
-/// A dma-buf as bufinfo lists it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct DmaBuf {
-    inode: u64,
-    exporter: String,
-    name: String,
-    attached: Vec<String>,
-}
-
-/// Parses `/sys/kernel/debug/dma_buf/bufinfo` (kernel 6.12's layout: a tab-separated line per
-/// buffer, then `\tAttached Devices:` and one `\tDEVICE` line per attachment).
-fn bufinfo() -> Vec<DmaBuf> {
-    let text = std::fs::read_to_string("/sys/kernel/debug/dma_buf/bufinfo")
-        .expect("debugfs dma_buf/bufinfo (is debugfs mounted?)");
-    let mut bufs: Vec<DmaBuf> = Vec::new();
-    let mut in_attached = false;
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        if fields.len() >= 7 && !line.starts_with('\t') {
-            if let Ok(inode) = fields[5].trim().parse() {
-                bufs.push(DmaBuf {
-                    inode,
-                    exporter: fields[4].trim().to_owned(),
-                    name: fields[6..].join("\t").trim().to_owned(),
-                    attached: Vec::new(),
-                });
-                in_attached = false;
-                continue;
-            }
-        }
-        if line.trim() == "Attached Devices:" {
-            in_attached = true;
-        } else if in_attached && line.starts_with('\t') {
-            if let Some(b) = bufs.last_mut() {
-                b.attached.push(line.trim().to_owned());
-            }
-        } else {
-            in_attached = false;
-        }
-    }
-    bufs
-}
-
 /// What one `gst-launch-1.0` run gave.
 struct Run {
     success: bool,
@@ -114,39 +73,22 @@ struct Run {
 /// echoed.
 fn launch(pipeline: &str) -> Run {
     registry();
-    let log_path = "/tmp/cenalloc-gst-launch.log";
-    let log = std::fs::File::create(log_path).expect("create the log in /tmp");
     let mut cmd = gst_command("gst-launch-1.0");
-    cmd.arg("-m")
-        .args(pipeline.split_whitespace())
-        .stdout(log.try_clone().expect("dup the log fd"))
-        .stderr(log);
-    let mut child = cmd.spawn().expect("gst-launch-1.0 starts");
-    let mut on_vkms = BTreeSet::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        for b in bufinfo() {
-            if b.attached.iter().any(|d| d.contains("vkms")) {
-                on_vkms.insert(b);
-            }
-        }
-        if let Some(status) = child.try_wait().expect("wait for gst-launch-1.0") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let output = std::fs::read_to_string(log_path).unwrap_or_default();
-            panic!("gst-launch-1.0 {pipeline} did not end within 300 s:\n{output}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let output = std::fs::read_to_string(log_path).expect("read the log");
-    println!("$ gst-launch-1.0 -m {pipeline}\n{output}\nexit: {status}");
+    cmd.arg("-m").args(pipeline.split_whitespace());
+    let run = watch(
+        cmd,
+        "/tmp/cenalloc-gst-launch.log",
+        Duration::from_secs(300),
+    );
+    let on_vkms: BTreeSet<DmaBuf> = run
+        .seen
+        .into_iter()
+        .filter(|b| b.attached_to("vkms"))
+        .collect();
     println!("dma-bufs attached to vkms during the run: {on_vkms:#?}");
     Run {
-        success: status.success(),
-        output,
+        success: run.status.success(),
+        output: run.output,
         on_vkms,
     }
 }

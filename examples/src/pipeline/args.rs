@@ -30,6 +30,11 @@ pub struct Options {
     pub runs: u32,
     /// `--fps N`: the camera's frame rate (VIDIOC_S_PARM); the driver's default otherwise.
     pub fps: Option<u32>,
+    /// `--via PATH|NAME`: a V4L2 memory-to-memory converter between camera and display.
+    pub via: Option<String>,
+    /// `--camera-format FOURCC` (with `--via`): the DRM format the camera writes and the
+    /// converter reads.
+    pub camera_format: cenalloc::Fourcc,
 }
 
 impl Default for Options {
@@ -47,8 +52,19 @@ impl Default for Options {
             out: None,
             runs: 1,
             fps: None,
+            via: None,
+            camera_format: cenalloc::Fourcc::Bgr888,
         }
     }
+}
+
+fn parse_fourcc(option: &str, s: &str) -> Result<cenalloc::Fourcc, String> {
+    let bytes: [u8; 4] = s
+        .as_bytes()
+        .try_into()
+        .map_err(|_| format!("{option} {s}: expected a four-character DRM format, e.g. BG24"))?;
+    cenalloc::Fourcc::try_from(u32::from_le_bytes(bytes))
+        .map_err(|_| format!("{option} {s}: not a DRM format cenalloc knows"))
 }
 
 fn parse_size(option: &str, s: &str) -> Result<(u32, u32), String> {
@@ -84,6 +100,7 @@ impl Options {
     ) -> Result<Options, String> {
         let mut o = defaults;
         let mut it = args.into_iter();
+        let mut camera_format_given = false;
         while let Some(a) = it.next() {
             let mut value = |name: &str| {
                 it.next()
@@ -105,6 +122,11 @@ impl Options {
                 "--out" => o.out = Some(value("--out")?.into()),
                 "--runs" => o.runs = number("--runs", value("--runs")?)?.max(1),
                 "--fps" => o.fps = Some(number("--fps", value("--fps")?)?),
+                "--via" => o.via = Some(value("--via")?),
+                "--camera-format" => {
+                    o.camera_format = parse_fourcc("--camera-format", &value("--camera-format")?)?;
+                    camera_format_given = true;
+                }
                 "--stop-camera-after" => {
                     o.stop_camera_after = Some(number(
                         "--stop-camera-after",
@@ -120,6 +142,11 @@ impl Options {
                 "--buffers {}: at least 2 (one on screen, one being captured)",
                 o.buffers
             ));
+        }
+        if camera_format_given && o.via.is_none() {
+            return Err(
+                "--camera-format needs --via: camera and display share XR24 frames".to_owned(),
+            );
         }
         if o.resize.is_some() && o.frames < 2 {
             return Err(format!(
@@ -197,6 +224,10 @@ mod tests {
             "2",
             "--resize",
             "1280x720",
+            "--via",
+            "vim2m",
+            "--camera-format",
+            "RG16",
         ])
         .unwrap();
         assert_eq!(o.camera, "/dev/video3");
@@ -206,6 +237,8 @@ mod tests {
         assert_eq!(o.snapshots, Some(PathBuf::from("/tmp/s")));
         assert_eq!(o.stop_camera_after, Some(2));
         assert_eq!(o.resize, Some((1280, 720)));
+        assert_eq!(o.via.as_deref(), Some("vim2m"));
+        assert_eq!(o.camera_format, cenalloc::Fourcc::Rgb565);
     }
 
     #[test]
@@ -229,6 +262,15 @@ mod tests {
         assert!(parse(&["--buffers", "1"])
             .unwrap_err()
             .contains("at least 2"));
+        assert!(parse(&["--via", "vim2m", "--camera-format", "RGB"])
+            .unwrap_err()
+            .contains("expected a four-character DRM format"));
+        assert!(parse(&["--via", "vim2m", "--camera-format", "ABCD"])
+            .unwrap_err()
+            .contains("not a DRM format"));
+        assert!(parse(&["--camera-format", "RG16"])
+            .unwrap_err()
+            .contains("needs --via"));
         assert!(parse(&["--bogus"])
             .unwrap_err()
             .contains("unknown option --bogus"));

@@ -33,33 +33,20 @@ pub fn shared_frames(
     usage: Usage,
     name: &str,
 ) -> Result<SharedFrames, PipelineError> {
-    let fmt = producer.set_format(Direction::Capture, PixelFormat::XBGR32, width, height)?;
-    if fmt.pixelformat != PixelFormat::XBGR32 || (fmt.width, fmt.height) != (width, height) {
-        return Err(PipelineError::Setup(format!(
-            "{}: asked for XR24 {width}x{height}, the driver set {} {}x{}",
-            producer.display_name(),
-            fmt.pixelformat,
-            fmt.width,
-            fmt.height
-        )));
-    }
+    set_exact_format(
+        producer,
+        Direction::Capture,
+        PixelFormat::XBGR32,
+        (width, height),
+    )?;
     let importers: Vec<Arc<dyn Importer>> = vec![
         Arc::new(V4l2Importer::new(producer.clone(), Direction::Capture)),
         Arc::new(display.clone()),
     ];
     let request = BufferRequest::image(width, height, Fourcc::Xrgb8888, Usage::SCANOUT | usage)
         .with_name(name);
-    let pool = Pool::new(allocator, request, importers, count as usize)?;
-    let frames = (0..count)
-        .map(|i| {
-            pool.acquire().map_err(|source| PipelineError::Allocation {
-                index: i + 1,
-                count,
-                devices: format!("{} and {}", producer.display_name(), display.name()),
-                source: Box::new(source),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let devices = format!("{} and {}", producer.display_name(), display.name());
+    let (pool, frames) = pool_of(allocator, request, importers, count, &devices)?;
     let framebuffers = frames
         .iter()
         .map(|f| framebuffer_of(f, display))
@@ -69,6 +56,49 @@ pub fn shared_frames(
         framebuffers,
         pool,
     })
+}
+
+/// Sets `dev`'s `dir` queue to `format` at `width`×`height`, refusing a driver that changes
+/// the format or the size.
+pub fn set_exact_format(
+    dev: &Device,
+    dir: Direction,
+    format: PixelFormat,
+    (width, height): (u32, u32),
+) -> Result<(), PipelineError> {
+    let fmt = dev.set_format(dir, format, width, height)?;
+    if fmt.pixelformat != format || (fmt.width, fmt.height) != (width, height) {
+        return Err(PipelineError::Setup(format!(
+            "{} ({dir:?} queue): asked for {format} {width}x{height}, the driver set {} {}x{}",
+            dev.display_name(),
+            fmt.pixelformat,
+            fmt.width,
+            fmt.height
+        )));
+    }
+    Ok(())
+}
+
+/// A pool planned for `importers` (named `devices` in errors) with `count` buffers acquired.
+pub fn pool_of(
+    allocator: &Allocator,
+    request: BufferRequest,
+    importers: Vec<Arc<dyn Importer>>,
+    count: u32,
+    devices: &str,
+) -> Result<(Pool, Vec<PooledBuffer>), PipelineError> {
+    let pool = Pool::new(allocator, request, importers, count as usize)?;
+    let frames = (0..count)
+        .map(|i| {
+            pool.acquire().map_err(|source| PipelineError::Allocation {
+                index: i + 1,
+                count,
+                devices: devices.to_owned(),
+                source: Box::new(source),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((pool, frames))
 }
 
 /// The framebuffer a display made when `shared` was imported into it.

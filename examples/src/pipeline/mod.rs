@@ -5,10 +5,12 @@
 //! with atomic KMS at a chosen mode; [`verify`] reads displayed frames back through the vkms
 //! writeback connector and compares them; [`frames`] plans and allocates the frames a producer
 //! and the display share; [`camera`] runs the DQBUF → flip → QBUF loop;
+//! [`chain`] puts a memory-to-memory converter between camera and display;
 //! [`snapshot`] writes read-back frames as PNG; [`args`] parses the common options.
 
 pub mod args;
 pub mod camera;
+pub mod chain;
 pub mod copy;
 pub mod decode;
 pub mod devices;

@@ -17,7 +17,8 @@ use crate::pipeline::camera::{framebuffer_of, FrameSink};
 use crate::pipeline::PipelineError;
 
 /// Shows frames on the writeback connector's CRTC and checks each read-back frame bit-exact
-/// against the source buffer (the 24 colour bits; XRGB8888's X byte is undefined). Each frame
+/// against the source buffer: XRGB8888 frames by their 24 colour bits (the X byte is
+/// undefined), RGB565 frames by the XRGB8888 colour vkms widens each pixel to. Each frame
 /// is shown at a mode of its own size: when frames change size, the read-back targets follow.
 pub struct Verifier {
     allocator: Allocator,
@@ -88,6 +89,17 @@ impl Verifier {
         self.writeback
             .capture(fb, *target_fb, self.size, Duration::from_secs(10))?;
         let (w, h) = (self.size.0 as usize, self.size.1 as usize);
+        let fourcc = frame.layout().fourcc();
+        let (bytes_per_pixel, displayed_as) = match fourcc {
+            Some(Fourcc::Xrgb8888) => (4, xrgb8888_colour as fn(&[u8]) -> [u8; 3]),
+            Some(Fourcc::Rgb565) => (2, rgb565_colour as fn(&[u8]) -> [u8; 3]),
+            other => {
+                return Err(PipelineError::Setup(format!(
+                    "{}: frames of {other:?} cannot be verified (XRGB8888 and RGB565 can)",
+                    self.display.name()
+                )))
+            }
+        };
         let src = frame.map(CpuAccess::Read)?;
         let dst = target.buffer().map(CpuAccess::Read)?;
         let (ss, ds) = (
@@ -97,12 +109,17 @@ impl Verifier {
         let mut differing = 0usize;
         let mut first = None;
         for y in 0..h {
-            let a = &src.as_slice()[y * ss..y * ss + w * 4];
+            let a = &src.as_slice()[y * ss..y * ss + w * bytes_per_pixel];
             let b = &dst.as_slice()[y * ds..y * ds + w * 4];
-            for (x, (pa, pb)) in a.chunks_exact(4).zip(b.chunks_exact(4)).enumerate() {
-                if pa[..3] != pb[..3] {
+            for (x, (pa, pb)) in a
+                .chunks_exact(bytes_per_pixel)
+                .zip(b.chunks_exact(4))
+                .enumerate()
+            {
+                let want = displayed_as(pa);
+                if want != pb[..3] {
                     differing += 1;
-                    first.get_or_insert((x, y, [pa[0], pa[1], pa[2]], [pb[0], pb[1], pb[2]]));
+                    first.get_or_insert((x, y, want, [pb[0], pb[1], pb[2]]));
                 }
             }
         }
@@ -124,6 +141,28 @@ impl Verifier {
         }
         Ok(differing == 0)
     }
+}
+
+/// The B, G, R bytes vkms writes back for an XRGB8888 pixel: its own colour bytes (the X byte
+/// is undefined).
+fn xrgb8888_colour(px: &[u8]) -> [u8; 3] {
+    [px[0], px[1], px[2]]
+}
+
+/// The B, G, R bytes vkms writes back (as XRGB8888) for an RGB565 pixel: each channel widened
+/// to 8 bits, rounded to nearest. vkms composes in 16 bits per channel
+/// (`drivers/gpu/drm/vkms/vkms_formats.c`, `RGB565_to_argb_u16`, then
+/// `argb_u16_to_XRGB8888`: value × 65535 / max, rounded, then / 257, rounded); the
+/// fixed-point error of the first step stays far from a rounding boundary of the second, so
+/// the result is `round(value × 255 / max)` for every 5- and 6-bit value.
+fn rgb565_colour(px: &[u8]) -> [u8; 3] {
+    let v = u16::from_le_bytes([px[0], px[1]]) as u32;
+    let widen = |c: u32, max: u32| ((c * 255 + max / 2) / max) as u8;
+    [
+        widen(v & 0x1f, 31),
+        widen((v >> 5) & 0x3f, 63),
+        widen(v >> 11, 31),
+    ]
 }
 
 /// Two XRGB8888 read-back targets of `size` on `display`, which must offer a mode of that size
