@@ -325,6 +325,50 @@ fn camera_unplugged_mid_stream_ends_the_loop_with_an_error_and_releases_everythi
     );
 }
 
+/// vicodec's stateless decoder through the request API: 20 frames (two intra frames, at the
+/// encoder's GOP of 10; the others P-frames decoded from the frame before them, kept in its
+/// cenalloc buffer), each read back bit-exact and at least 30 dB from the source pattern.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn decode_to_display_stateless_verifies_20_frames_decoded_through_media_requests() {
+    let fbs_before = vkms_framebuffers();
+    let (out, stdout, stderr) = run(
+        "decode-to-display",
+        &["--stateless", "--frames", "20", "--verify"],
+    );
+    assert!(
+        out.status.success(),
+        "decode-to-display --stateless failed:\n{stderr}"
+    );
+    assert!(
+        stdout.contains("decoder stateless-decoder")
+            && stdout.contains("one media request per frame on /dev/media"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("plan: source Heap system "), "{stdout}");
+    assert!(
+        stdout.contains("verified 20/20 frames"),
+        "not every decoded frame verified:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("2 intra frames; the others decoded from the frame before them"),
+        "the stream should hold 18 P-frames decoded from references:\n{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("lowest PSNR"))
+        .expect("a PSNR line");
+    let db: f64 = line
+        .split_whitespace()
+        .skip_while(|w| *w != "PSNR")
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no PSNR value in {line}"));
+    assert!(db >= 30.0, "PSNR {db} dB below 30 dB: {line}");
+    assert_released(&stdout);
+    assert_eq!(vkms_framebuffers(), fbs_before, "framebuffers left on vkms");
+}
+
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn decode_to_display_verifies_10_vicodec_frames_on_vkms() {

@@ -1,5 +1,6 @@
 //! V4L2 devices as cenalloc importers, against the guest's real drivers: vivid (two instances,
-//! dma-contig and vmalloc), vicodec (stateful encoder and decoder), visl, vim2m.
+//! dma-contig and vmalloc), vicodec (stateful encoder and decoder, stateless decoder), visl,
+//! vim2m.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +10,10 @@ use cenalloc::{
     Modifier, PlaneLayout, SourceChoice, SourceKind, Usage,
 };
 use cenalloc_raw_ioctl::heap::alloc as heap_alloc;
+use cenalloc_v4l2::fwht::FrameHeader;
 use cenalloc_v4l2::{
-    probe, ContiguityEvidence, Device, Direction, LastBuffer, PixelFormat, Queue, Role,
-    StatefulDecoder, StatefulEncoder, V4l2Import, V4l2Importer,
+    probe, ContiguityEvidence, Device, Direction, LastBuffer, MediaDevice, PixelFormat, Queue,
+    Role, StatefulDecoder, StatefulEncoder, StatelessFwhtDecoder, V4l2Import, V4l2Importer,
 };
 use cenalloc_vmtests::{devices, fds};
 
@@ -1039,4 +1041,81 @@ fn a_kept_plan_is_refused_after_a_decoders_resolution_change_and_a_new_plan_foll
         );
     }
     assert_eq!(fds::open_fd_count(), before, "fds leaked");
+}
+
+/// vicodec's stateless decoder given bad input: a P-frame with no frame before it to
+/// reference, and a media request holding a buffer but not the FWHT parameters the driver
+/// requires. Both are typed errors naming the decoder; nothing leaks.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn stateless_decoder_refuses_a_p_frame_without_reference_and_a_request_without_its_controls() {
+    let fds_before = fds::open_fd_count();
+    {
+        let allocator = Allocator::new();
+        let dev = open("stateless-decoder");
+        let mut decoder =
+            StatelessFwhtDecoder::new(dev.clone(), PixelFormat::XBGR32, 640, 480, 1).unwrap();
+        let frames: Arc<dyn Importer> =
+            Arc::new(V4l2Importer::new(dev.clone(), Direction::Capture));
+        let request = BufferRequest::image(640, 480, Fourcc::Xrgb8888, Usage::VIDEO_DECODE);
+        let targets: Vec<Buffer> = (0..2)
+            .map(|_| {
+                allocator
+                    .allocate_and_import(&request, std::slice::from_ref(&frames))
+                    .unwrap()
+                    .buffer()
+                    .clone()
+            })
+            .collect();
+        decoder.start(&targets).unwrap();
+        let coded: Arc<dyn Importer> = Arc::new(V4l2Importer::new(dev.clone(), Direction::Output));
+        let size = u64::from(decoder.output_format().unwrap().planes[0].sizeimage);
+        let bitstream = blob(&allocator, &coded, size);
+        let p_frame = FrameHeader {
+            version: 3,
+            width: 640,
+            height: 480,
+            flags: 0x13_0180,
+            colorspace: 3,
+            xfer_func: 0,
+            ycbcr_enc: 0,
+            quantization: 0,
+            size: 64,
+        };
+        let e = decoder.decode(0, &bitstream, &p_frame).unwrap_err();
+        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("stateless-decoder")
+                && text.contains("P-frame")
+                && text.contains("reference"),
+            "{text}"
+        );
+
+        // A second file of the node is a second decoding context with its own queues.
+        let other = open("stateless-decoder");
+        other
+            .set_format(Direction::Output, PixelFormat::FWHT_STATELESS, 640, 480)
+            .unwrap();
+        other
+            .set_format(Direction::Capture, PixelFormat::XBGR32, 640, 480)
+            .unwrap();
+        let mut output = Queue::new(other.clone(), Direction::Output).unwrap();
+        output.request_dmabuf(1).unwrap();
+        let media = MediaDevice::of(&other).unwrap();
+        let bare = media.allocate_request().unwrap();
+        output
+            .queue_in_request(0, &bitstream, &[64], &bare, Duration::from_micros(1))
+            .unwrap();
+        let e = bare.queue(&other).unwrap_err();
+        assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+        let text = e.to_string();
+        assert!(
+            text.contains("stateless-decoder")
+                && text.contains("lacks")
+                && text.contains("control"),
+            "{text}"
+        );
+    }
+    assert_eq!(fds::open_fd_count(), fds_before, "fds leaked");
 }

@@ -24,6 +24,9 @@ impl PixelFormat {
 
     /// `V4L2_PIX_FMT_FWHT`: vicodec's stateful bitstream.
     pub const FWHT: PixelFormat = PixelFormat::from_chars(b"FWHT");
+    /// `V4L2_PIX_FMT_FWHT_STATELESS`: vicodec's coded data without frame headers, for its
+    /// stateless decoder.
+    pub const FWHT_STATELESS: PixelFormat = PixelFormat::from_chars(b"SFWH");
     /// `V4L2_PIX_FMT_YUYV`
     pub const YUYV: PixelFormat = PixelFormat::from_chars(b"YUYV");
     /// `V4L2_PIX_FMT_YUV420` (`YU12`)

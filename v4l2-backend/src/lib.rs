@@ -3,7 +3,8 @@
 //! Layered like v4l2r: `sys` (UAPI structures and ioctls, all of the crate's `unsafe`) →
 //! [`device`] (an open node: capabilities, formats) → [`probe`](mod@probe) (roles, DMABUF support,
 //! contiguity, [`DeviceReport`]) → [`queue`] (a V4L2 queue of cenalloc buffers) →
-//! [`decoder`], [`encoder`] (the stateful codec protocols). [`importer`] implements
+//! [`decoder`], [`encoder`] (the stateful codec protocols), [`stateless`] (a stateless
+//! decoder through media [`request`]s; [`fwht`] is the codec it decodes). [`importer`] implements
 //! [`cenalloc::Importer`]; [`format`](mod@format) maps V4L2 pixel formats to DRM fourccs.
 
 #![deny(unsafe_code)]
@@ -14,9 +15,12 @@ pub mod device;
 pub mod encoder;
 pub mod format;
 pub mod frame_rate;
+pub mod fwht;
 pub mod importer;
 pub mod probe;
 pub mod queue;
+pub mod request;
+pub mod stateless;
 #[allow(unsafe_code)]
 mod sys;
 
@@ -30,3 +34,5 @@ pub use probe::{
     DeviceReport, FormatReport, Role,
 };
 pub use queue::{Dequeued, Queue};
+pub use request::{MediaDevice, Request};
+pub use stateless::StatelessFwhtDecoder;

@@ -10,6 +10,7 @@ use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
 use crate::device::{Device, Direction, QueueFormat};
+use crate::request::Request;
 use crate::sys;
 
 /// A buffer handed back by the driver (VIDIOC_DQBUF).
@@ -160,6 +161,48 @@ impl Queue {
     /// offset 0; a multi-buffer format (`NM12`, ...) points each plane at its layout offset
     /// through `data_offset`, which V4L2 honours only on output queues.
     pub fn queue_buffer(&mut self, index: u32, buffer: &Buffer, bytesused: &[u32]) -> Result<()> {
+        let mut b = self.dmabuf_buffer(index, buffer, bytesused)?;
+        self.submit(&mut b, buffer)
+    }
+
+    /// Queues `buffer` as [`Queue::queue_buffer`] does, but inside `request`: the driver
+    /// takes it when the request is queued, with the request's controls. `timestamp` is
+    /// copied to the CAPTURE buffer the frame is decoded into, which is how a stateless
+    /// decoder's controls name reference frames.
+    pub fn queue_in_request(
+        &mut self,
+        index: u32,
+        buffer: &Buffer,
+        bytesused: &[u32],
+        request: &Request,
+        timestamp: Duration,
+    ) -> Result<()> {
+        let mut b = self.dmabuf_buffer(index, buffer, bytesused)?;
+        b.buf.flags |= sys::BUF_FLAG_REQUEST_FD;
+        b.buf.request_fd = sys::raw(request);
+        b.buf.timestamp = sys::Timeval {
+            tv_sec: timestamp.as_secs() as i64,
+            tv_usec: i64::from(timestamp.subsec_micros()),
+        };
+        self.submit(&mut b, buffer)
+    }
+
+    /// VIDIOC_QBUF of `b`; on success the queue keeps `buffer` alive until it is dequeued.
+    fn submit(&mut self, b: &mut sys::BufferWithPlanes, buffer: &Buffer) -> Result<()> {
+        let dev = &*self.dev;
+        sys::qbuf(dev.fd(), b).map_err(|e| qbuf_error(dev, e))?;
+        self.slots[b.buf.index as usize] = Some(buffer.clone());
+        Ok(())
+    }
+
+    /// The `struct v4l2_buffer` that queues `buffer` at `index`, checked against the queue's
+    /// format (see [`Queue::queue_buffer`]).
+    fn dmabuf_buffer(
+        &self,
+        index: u32,
+        buffer: &Buffer,
+        bytesused: &[u32],
+    ) -> Result<sys::BufferWithPlanes> {
         let dev = &*self.dev;
         if self.memory != sys::MEMORY_DMABUF || index >= self.count {
             return Err(Error::InvalidRequest(format!(
@@ -220,9 +263,7 @@ impl Queue {
             b.buf.length = length;
             b.buf.bytesused = bytesused.first().copied().unwrap_or(0);
         }
-        sys::qbuf(dev.fd(), &mut b).map_err(|e| qbuf_error(dev, e))?;
-        self.slots[index as usize] = Some(buffer.clone());
-        Ok(())
+        Ok(b)
     }
 
     /// Queues an import made by [`crate::V4l2Importer`] (see [`Queue::queue_buffer`]).

@@ -1,11 +1,12 @@
-//! All `unsafe` of this crate: the V4L2 UAPI structures and ioctls, and the udmabuf ioctl used
-//! by the contiguity trial.
+//! All `unsafe` of this crate: the V4L2 UAPI structures and ioctls, the media controller's
+//! request ioctls, and the udmabuf ioctl used by the contiguity trial.
 //!
 //! Written by hand over `rustix::ioctl` rather than taken from a crate: v4l2r ≥ 0.0.7 generates
 //! its bindings with bindgen against the build machine's kernel headers and does not build
 //! against Debian bookworm's (6.1) headers; the handful of structures needed here are stable
 //! UAPI, and every one has its size asserted against the kernel ABI
-//! (`include/uapi/linux/videodev2.h`, `include/uapi/linux/udmabuf.h` of Linux 6.12, x86_64).
+//! (`include/uapi/linux/videodev2.h`, `include/uapi/linux/media.h`,
+//! `include/uapi/linux/udmabuf.h` of Linux 6.12, x86_64).
 //!
 //! Every wrapper here is safe: it takes typed, fully initialised structures and returns
 //! `rustix::io::Result`.
@@ -55,6 +56,13 @@ pub const MEMORY_DMABUF: u32 = 4;
 pub const BUF_CAP_SUPPORTS_MMAP: u32 = 1 << 0;
 /// `V4L2_BUF_CAP_SUPPORTS_DMABUF`
 pub const BUF_CAP_SUPPORTS_DMABUF: u32 = 1 << 2;
+
+/// `V4L2_BUF_CAP_SUPPORTS_REQUESTS`: the queue takes buffers inside media requests.
+pub const BUF_CAP_SUPPORTS_REQUESTS: u32 = 1 << 3;
+/// `V4L2_BUF_FLAG_REQUEST_FD`: `request_fd` of the buffer is valid.
+pub const BUF_FLAG_REQUEST_FD: u32 = 0x0080_0000;
+/// `V4L2_CTRL_WHICH_REQUEST_VAL`: controls are set in the request given by `request_fd`.
+pub const CTRL_WHICH_REQUEST_VAL: u32 = 0x0f01_0000;
 
 /// `V4L2_FMT_FLAG_COMPRESSED`
 pub const FMT_FLAG_COMPRESSED: u32 = 0x0001;
@@ -367,6 +375,28 @@ pub struct EncoderCmd {
     pub raw: [u32; 8],
 }
 
+/// `struct v4l2_ext_control` (packed in the UAPI): one control with a pointer payload.
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+pub struct ExtControl {
+    pub id: u32,
+    pub size: u32,
+    pub reserved2: u32,
+    pub ptr: *mut std::ffi::c_void,
+}
+
+/// `struct v4l2_ext_controls`
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExtControls {
+    pub which: u32,
+    pub count: u32,
+    pub error_idx: u32,
+    pub request_fd: i32,
+    pub reserved: u32,
+    pub controls: *mut ExtControl,
+}
+
 /// `struct udmabuf_create_item`
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -416,6 +446,9 @@ const _: () = {
     assert!(size_of::<DecoderCmd>() == 72);
     assert!(size_of::<EncoderCmd>() == 40);
     assert!(size_of::<UdmabufItem>() == 24);
+    assert!(size_of::<ExtControl>() == 20);
+    assert!(size_of::<ExtControls>() == 32);
+    assert!(offset_of!(ExtControls, controls) == 24);
     assert!(size_of::<UdmabufListHeader>() == 8);
 };
 
@@ -707,6 +740,77 @@ pub fn encoder_cmd(fd: BorrowedFd<'_>, cmd: u32) -> io::Result<()> {
     };
     // SAFETY: _IOWR('V', 77, struct v4l2_encoder_cmd); `c` matches it.
     unsafe { ioctl(fd, Updater::<Rw<77, EncoderCmd>, EncoderCmd>::new(&mut c)) }
+}
+
+/// VIDIOC_S_EXT_CTRLS of one compound control `id` whose value is `payload`, set inside the
+/// media request `request` (applied when the request runs).
+pub fn s_ext_ctrl_in_request(
+    fd: BorrowedFd<'_>,
+    request: BorrowedFd<'_>,
+    id: u32,
+    payload: &mut [u8],
+) -> io::Result<()> {
+    let mut control = ExtControl {
+        id,
+        size: u32::try_from(payload.len()).map_err(|_| io::Errno::INVAL)?,
+        reserved2: 0,
+        ptr: payload.as_mut_ptr().cast(),
+    };
+    let mut controls = ExtControls {
+        which: CTRL_WHICH_REQUEST_VAL,
+        count: 1,
+        error_idx: 0,
+        request_fd: raw(request),
+        reserved: 0,
+        controls: &mut control,
+    };
+    // SAFETY: _IOWR('V', 72, struct v4l2_ext_controls); `controls` matches it and points at
+    // one `struct v4l2_ext_control` whose `ptr` points at `size` bytes of `payload`; both
+    // outlive the call, and the kernel writes no more than `size` bytes back.
+    unsafe {
+        ioctl(
+            fd,
+            Updater::<Rw<72, ExtControls>, ExtControls>::new(&mut controls),
+        )
+    }
+}
+
+/// MEDIA_IOC_REQUEST_ALLOC on a media device: a new request fd.
+pub fn media_request_alloc(media: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: _IOR('|', 0x05, int): the kernel writes one int, the new request's fd.
+    let fd = unsafe {
+        ioctl(
+            media,
+            rustix::ioctl::Getter::<ReadOpcode<b'|', 0x05, i32>, i32>::new(),
+        )
+    }?;
+    if fd < 0 {
+        return Err(io::Errno::BADF);
+    }
+    // SAFETY: on success the kernel installed a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// MEDIA_REQUEST_IOC_QUEUE on a request fd.
+pub fn media_request_queue(request: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: _IO('|', 0x80): no argument.
+    unsafe {
+        ioctl(
+            request,
+            rustix::ioctl::NoArg::<rustix::ioctl::NoneOpcode<b'|', 0x80, ()>>::new(),
+        )
+    }
+}
+
+/// MEDIA_REQUEST_IOC_REINIT on a request fd.
+pub fn media_request_reinit(request: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: _IO('|', 0x81): no argument.
+    unsafe {
+        ioctl(
+            request,
+            rustix::ioctl::NoArg::<rustix::ioctl::NoneOpcode<b'|', 0x81, ()>>::new(),
+        )
+    }
 }
 
 /// UDMABUF_CREATE_LIST with a variable number of items; returns the new dma-buf.

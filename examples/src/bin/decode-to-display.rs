@@ -9,22 +9,30 @@
 //! display (the new plan is printed) while the display switches mode. `--verify` drives the
 //! CRTC with the vkms writeback connector and compares every read-back frame with the decoded
 //! one.
+//!
+//! `--stateless` decodes with vicodec's stateless decoder instead: each frame's FWHT header is
+//! parsed here and handed over as `V4L2_CID_STATELESS_FWHT_PARAMS` in a media request with the
+//! frame's coded data; P-frames are decoded from the frame before them, kept in its cenalloc
+//! buffer until then.
 
 use std::process::ExitCode;
 
 use cenalloc::Allocator;
 use cenalloc_examples::pipeline::args::{run_main, Options};
+use cenalloc_examples::pipeline::camera::FrameSink;
 use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay, ResolutionChange};
 use cenalloc_examples::pipeline::resources::{check_released, Held};
 use cenalloc_examples::pipeline::screen::Screen;
+use cenalloc_examples::pipeline::stateless::StatelessDecodeToDisplay;
 use cenalloc_examples::pipeline::verify::Verifier;
 use cenalloc_examples::pipeline::{devices, plan_text, PipelineError};
 
 const USAGE: &str = "usage: decode-to-display [--display PATH|DRIVER] [--frames N] [--buffers N] \
-[--size WxH] [--resize WxH] [--verify] [--snapshots DIR]
+[--size WxH] [--resize WxH] [--stateless] [--verify] [--snapshots DIR]
   encodes N frames of a generated pattern with vicodec's stateful-encoder, decodes them with
   its stateful-decoder into cenalloc buffers and shows them on the display (default vkms);
-  --resize: the stream changes to WxH after the first half of the frames";
+  --resize: the stream changes to WxH after the first half of the frames;
+  --stateless: decode with vicodec's stateless-decoder through the media request API";
 
 /// Decoded frames must be at least this close to the pattern they were encoded from.
 const MIN_PSNR_DB: f64 = 30.0;
@@ -60,7 +68,11 @@ fn main() -> ExitCode {
 
 fn run(opts: &Options) -> Result<bool, PipelineError> {
     let encoder = devices::open_video("stateful-encoder")?;
-    let decoder = devices::open_video("stateful-decoder")?;
+    let decoder = devices::open_video(if opts.stateless {
+        "stateless-decoder"
+    } else {
+        "stateful-decoder"
+    })?;
     let display = devices::open_display(&opts.display)?;
     let allocator = Allocator::new();
     let before = Held::now(&display);
@@ -91,15 +103,32 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     );
     let extra = opts.extra_usage();
     let outcome = {
-        let mut pipeline = DecodeToDisplay::new(
-            &allocator,
-            decoder.clone(),
-            &display,
-            opts.size,
-            chunks,
-            opts.buffers,
-            extra,
-        )?;
+        let mut pipeline = if opts.stateless {
+            let p = StatelessDecodeToDisplay::new(
+                &allocator,
+                decoder.clone(),
+                &display,
+                opts.size,
+                chunks,
+                opts.buffers,
+                extra,
+            )?;
+            println!(
+                "stateless: one media request per frame on {}",
+                p.media_device()
+            );
+            Decoding::Stateless(p)
+        } else {
+            Decoding::Stateful(DecodeToDisplay::new(
+                &allocator,
+                decoder.clone(),
+                &display,
+                opts.size,
+                chunks,
+                opts.buffers,
+                extra,
+            )?)
+        };
         println!("{}", plan_text(pipeline.plan()));
         if opts.verify {
             pipeline.measure_fidelity();
@@ -117,7 +146,7 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             for p in &verifier.written {
                 println!("snapshot {}", p.display());
             }
-            let psnr = pipeline.psnr.clone().unwrap_or_default();
+            let psnr = pipeline.psnr();
             let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
             shown.map(|n| {
                 println!(
@@ -140,9 +169,59 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
                 n == opts.frames
             })
         };
-        shown.map(|ok| followed_every_change(&pipeline.changes, opts) && ok)
+        if let Decoding::Stateless(p) = &pipeline {
+            println!(
+                "{} intra frames; the others decoded from the frame before them",
+                p.intra_frames
+            );
+        }
+        shown.map(|ok| followed_every_change(pipeline.changes(), opts) && ok)
     };
     // Everything the pipeline held is dropped by now: V4L2 buffers, framebuffers, GEM
     // handles, dma-bufs.
     check_released("decode-to-display", &display, before, outcome)
+}
+
+/// The stateful or the stateless decode loop.
+enum Decoding {
+    Stateful(DecodeToDisplay),
+    Stateless(StatelessDecodeToDisplay),
+}
+
+impl Decoding {
+    fn plan(&self) -> &cenalloc::Plan {
+        match self {
+            Decoding::Stateful(p) => p.plan(),
+            Decoding::Stateless(p) => p.plan(),
+        }
+    }
+
+    fn measure_fidelity(&mut self) {
+        match self {
+            Decoding::Stateful(p) => p.measure_fidelity(),
+            Decoding::Stateless(p) => p.measure_fidelity(),
+        }
+    }
+
+    fn run(&mut self, sink: &mut dyn FrameSink) -> Result<u32, PipelineError> {
+        match self {
+            Decoding::Stateful(p) => p.run(sink),
+            Decoding::Stateless(p) => p.run(sink),
+        }
+    }
+
+    fn psnr(&self) -> Vec<f64> {
+        match self {
+            Decoding::Stateful(p) => p.psnr.clone(),
+            Decoding::Stateless(p) => p.psnr.clone(),
+        }
+        .unwrap_or_default()
+    }
+
+    fn changes(&self) -> &[ResolutionChange] {
+        match self {
+            Decoding::Stateful(p) => &p.changes,
+            Decoding::Stateless(_) => &[],
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct Options {
     pub runs: u32,
     /// `--fps N`: the camera's frame rate (VIDIOC_S_PARM); the driver's default otherwise.
     pub fps: Option<u32>,
+    /// `--stateless`: decode with the stateless decoder (request API).
+    pub stateless: bool,
     /// `--via PATH|NAME`: a V4L2 memory-to-memory converter between camera and display.
     pub via: Option<String>,
     /// `--camera-format FOURCC` (with `--via`): the DRM format the camera writes and the
@@ -52,6 +54,7 @@ impl Default for Options {
             out: None,
             runs: 1,
             fps: None,
+            stateless: false,
             via: None,
             camera_format: cenalloc::Fourcc::Bgr888,
         }
@@ -123,6 +126,7 @@ impl Options {
                 "--runs" => o.runs = number("--runs", value("--runs")?)?.max(1),
                 "--fps" => o.fps = Some(number("--fps", value("--fps")?)?),
                 "--via" => o.via = Some(value("--via")?),
+                "--stateless" => o.stateless = true,
                 "--camera-format" => {
                     o.camera_format = parse_fourcc("--camera-format", &value("--camera-format")?)?;
                     camera_format_given = true;
@@ -146,6 +150,12 @@ impl Options {
         if camera_format_given && o.via.is_none() {
             return Err(
                 "--camera-format needs --via: camera and display share XR24 frames".to_owned(),
+            );
+        }
+        if o.stateless && o.resize.is_some() {
+            return Err(
+                "--stateless with --resize: the stateless path decodes one size per stream"
+                    .to_owned(),
             );
         }
         if o.resize.is_some() && o.frames < 2 {
@@ -239,6 +249,8 @@ mod tests {
         assert_eq!(o.resize, Some((1280, 720)));
         assert_eq!(o.via.as_deref(), Some("vim2m"));
         assert_eq!(o.camera_format, cenalloc::Fourcc::Rgb565);
+        assert!(!o.stateless);
+        assert!(parse(&["--stateless"]).unwrap().stateless);
     }
 
     #[test]
@@ -271,6 +283,9 @@ mod tests {
         assert!(parse(&["--camera-format", "RG16"])
             .unwrap_err()
             .contains("needs --via"));
+        assert!(parse(&["--stateless", "--resize", "800x600"])
+            .unwrap_err()
+            .contains("one size per stream"));
         assert!(parse(&["--bogus"])
             .unwrap_err()
             .contains("unknown option --bogus"));

@@ -20,15 +20,19 @@ use crate::pipeline::{plan_text, PipelineError};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Pixel (x, y) of generated frame `n`, as XRGB8888: colour gradients with a bar moving right.
+/// Pixel (x, y) of generated frame `n`, as XRGB8888: colour gradients over a still 4×4
+/// checkerboard, with a bar moving right. The checkerboard gives the encoder blocks that are
+/// cheaper to code from the frame before than on their own, so the stream has P-frames.
 pub fn pattern(n: u32, x: u32, y: u32, width: u32) -> u32 {
     let bar = (n * 16) % width;
     if x >= bar && x < bar + 32 {
         return 0x00ff_ffff;
     }
-    let r = (x * 255 / width.max(1)) & 0xff;
-    let g = (y * 255 / 480) & 0xff;
-    let b = (n * 8) & 0xff;
+    let texture = if (x / 4 + y / 4) % 2 == 0 { 32 } else { 0 };
+    let channel = |v: u32| (v & 0xff).saturating_add(texture).min(0xff);
+    let r = channel(x * 255 / width.max(1));
+    let g = channel(y * 255 / 480);
+    let b = channel(n * 8);
     (r << 16) | (g << 8) | b
 }
 
@@ -355,7 +359,7 @@ fn decoded_frames(
 }
 
 /// PSNR in dB of the 24 colour bits of `buffer` (at its own size) against generated frame `n`.
-fn fidelity(buffer: &Buffer, n: u32) -> Result<f64, PipelineError> {
+pub fn fidelity(buffer: &Buffer, n: u32) -> Result<f64, PipelineError> {
     let (width, height) = (buffer.layout().width(), buffer.layout().height());
     let map = buffer.map(CpuAccess::Read)?;
     let stride = buffer.layout().planes()[0].stride as usize;

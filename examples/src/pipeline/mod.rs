@@ -5,7 +5,7 @@
 //! with atomic KMS at a chosen mode; [`verify`] reads displayed frames back through the vkms
 //! writeback connector and compares them; [`frames`] plans and allocates the frames a producer
 //! and the display share; [`camera`] runs the DQBUF → flip → QBUF loop;
-//! [`chain`] puts a memory-to-memory converter between camera and display;
+//! [`stateless`] decodes through the request API instead; [`chain`] puts a memory-to-memory converter between camera and display;
 //! [`snapshot`] writes read-back frames as PNG; [`args`] parses the common options.
 
 pub mod args;
@@ -19,6 +19,7 @@ pub mod frames;
 pub mod resources;
 pub mod screen;
 pub mod snapshot;
+pub mod stateless;
 pub mod verify;
 
 pub use error::PipelineError;
