@@ -1,5 +1,6 @@
 //! Host tests of planning, allocation, delayed allocation and pools, with mock sources.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use crate::source::heap::heap_properties;
@@ -7,7 +8,7 @@ use crate::source::heap::HeapClass;
 use crate::testutil::{dynimp, MockImporter, MockSource};
 use crate::{
     Allocator, BufferRequest, CachePolicy, ConstraintKind, Constraints, CpuAccess, Error, Fourcc,
-    MemorySource, Modifier, Pool, SourceKind, Usage,
+    Importer, MemorySource, Modifier, Pool, SourceKind, Usage,
 };
 
 fn system_allocator() -> (Allocator, Arc<MockSource>, Arc<MockSource>, Arc<MockSource>) {
@@ -560,4 +561,143 @@ fn a_dma_address_limit_rules_out_memory_that_may_lie_above_it() {
     let e = a.plan(&nv12(), &[dynimp(&dma24)]).unwrap_err();
     assert!(matches!(e, Error::NoSource { .. }), "{e}");
     assert!(e.to_string().contains("old-dma"), "{e}");
+}
+
+#[test]
+fn a_device_that_takes_planes_separately_gets_one_dma_buf_per_plane() {
+    let (a, system, ..) = system_allocator();
+    let camera = MockImporter::new(
+        "vivid-002",
+        Constraints {
+            separate_planes: true,
+            pitch_align: 64,
+            ..Default::default()
+        },
+    );
+    let display = MockImporter::new("vkms", Constraints::default());
+    let plan = a
+        .plan(&nv12(), &[dynimp(&camera), dynimp(&display)])
+        .unwrap();
+    let layout = plan.layout();
+    assert!(layout.has_separate_planes());
+    let page = crate::source::page_size();
+    // Y: 1920 × 1080; CbCr: 1920 × 540, each in a page-rounded dma-buf of its own from offset 0.
+    assert_eq!(
+        layout.planes().iter().map(|p| p.offset).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    assert_eq!(
+        layout.dma_buf_sizes(),
+        [
+            (1920 * 1080u64).next_multiple_of(page),
+            (1920 * 540u64).next_multiple_of(page)
+        ]
+    );
+    assert_eq!(layout.size(), layout.dma_buf_sizes().iter().sum::<u64>());
+    assert_eq!(
+        (layout.dma_buf_of_plane(0), layout.dma_buf_of_plane(1)),
+        (0, 1)
+    );
+    assert!(
+        plan.reasons()
+            .iter()
+            .any(|r| r.contains("one dma-buf per plane: required by vivid-002")),
+        "{:#?}",
+        plan.reasons()
+    );
+    assert!(
+        plan.reasons()
+            .iter()
+            .any(|r| r.starts_with("layout: one dma-buf per plane")),
+        "{:#?}",
+        plan.reasons()
+    );
+    let shared = a.allocate(&plan).unwrap();
+    assert_eq!(system.count(), 2, "one allocation per plane");
+    let buffer = shared.buffer();
+    assert_eq!(buffer.dma_bufs().count(), 2);
+    assert_eq!(
+        buffer.plane_fd(0).map(|fd| fd.as_raw_fd()),
+        Some(buffer.fd().as_raw_fd())
+    );
+    assert_ne!(
+        buffer.plane_fd(1).map(|fd| fd.as_raw_fd()),
+        Some(buffer.fd().as_raw_fd())
+    );
+    assert!(buffer.plane_fd(2).is_none());
+    {
+        let mut m = buffer.map(CpuAccess::Write).unwrap();
+        m.plane_mut(0).unwrap()[0] = 0x10;
+        m.plane_mut(1).unwrap()[0] = 0x80;
+        assert_eq!(m.plane(1).unwrap().len() as u64, layout.planes()[1].size);
+    }
+    let m = buffer.map(CpuAccess::Read).unwrap();
+    assert_eq!(
+        (m.plane(0).unwrap()[0], m.plane(1).unwrap()[0]),
+        (0x10, 0x80)
+    );
+    assert_eq!(m.as_slice()[0], 0x10, "as_slice is plane 0's dma-buf");
+    assert!(m.plane(2).is_none());
+    drop(m);
+
+    // The device refuses a layout whose planes share one dma-buf, saying why.
+    let shared_layout = crate::Layout::new(
+        layout.fourcc(),
+        1920,
+        1080,
+        Modifier::LINEAR,
+        &[
+            layout.planes()[0],
+            crate::PlaneLayout {
+                offset: layout.dma_buf_sizes()[0],
+                ..layout.planes()[1]
+            },
+        ],
+        layout.size(),
+    )
+    .unwrap();
+    let (kind, why) = shared_layout
+        .check(&camera.constraints(&nv12()).unwrap())
+        .unwrap_err();
+    assert_eq!(kind, ConstraintKind::Plane);
+    assert!(why.contains("dma-buf of its own"), "{why}");
+}
+
+#[test]
+fn a_per_plane_layout_is_checked_plane_by_plane() {
+    let p = crate::PlaneLayout {
+        offset: 0,
+        stride: 64,
+        size: 4096,
+    };
+    let l = crate::Layout::new_per_plane(
+        Fourcc::Nv12,
+        64,
+        64,
+        Modifier::LINEAR,
+        &[p, crate::PlaneLayout { size: 2048, ..p }],
+        &[4096, 4096],
+    )
+    .unwrap();
+    assert!(l.has_separate_planes());
+    assert_eq!(l.size(), 8192);
+    let e = crate::Layout::new_per_plane(
+        Fourcc::Nv12,
+        64,
+        64,
+        Modifier::LINEAR,
+        &[p, p],
+        &[4096, 1024],
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidLayout { plane: Some(1), .. }),
+        "{e:?}"
+    );
+    let e = crate::Layout::new_per_plane(Fourcc::Nv12, 64, 64, Modifier::LINEAR, &[p, p], &[4096])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("2 planes but 1 dma-buf sizes"),
+        "{e}"
+    );
 }

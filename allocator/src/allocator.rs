@@ -284,7 +284,7 @@ impl Allocator {
             Some(i) => {
                 let exported = self.export_from(plan, i)?;
                 Buffer::assemble(
-                    exported.fd,
+                    vec![exported.fd],
                     exported.layout,
                     plan.shared_source().clone(),
                     Some(plan.source_properties().clone()),
@@ -300,9 +300,15 @@ impl Allocator {
                             plan.source().name
                         )],
                     })?;
-                let fd = source.allocate(plan.size())?;
+                // One allocation per dma-buf: one for the whole buffer, or one per plane.
+                let fds = plan
+                    .layout()
+                    .dma_buf_sizes()
+                    .iter()
+                    .map(|&size| source.allocate(size))
+                    .collect::<Result<Vec<_>>>()?;
                 Buffer::assemble(
-                    fd,
+                    fds,
                     plan.layout().clone(),
                     plan.shared_source().clone(),
                     Some(plan.source_properties().clone()),
@@ -359,9 +365,18 @@ fn layout_sentence(layout: &Layout) -> String {
         .iter()
         .map(|p| format!("offset {} stride {}", p.offset, p.stride))
         .collect();
-    format!(
-        "layout: {} bytes, planes [{}]",
-        layout.size,
-        planes.join("; ")
-    )
+    if layout.has_separate_planes() {
+        let sizes: Vec<String> = layout.dma_buf_sizes().iter().map(u64::to_string).collect();
+        format!(
+            "layout: one dma-buf per plane, of {} bytes; planes [{}]",
+            sizes.join(", "),
+            planes.join("; ")
+        )
+    } else {
+        format!(
+            "layout: {} bytes, planes [{}]",
+            layout.size,
+            planes.join("; ")
+        )
+    }
 }

@@ -1,4 +1,5 @@
-//! An allocated dma-buf with its layout: fds, planes, CPU mapping, names and fences.
+//! An allocated buffer with its layout: its dma-buf (or one per plane), planes, CPU mapping,
+//! names and fences.
 
 use std::any::Any;
 use std::fmt;
@@ -8,8 +9,9 @@ use std::sync::Arc;
 use crate::sys::{self, MmapRegion};
 use crate::{Error, Layout, Result, SourceChoice, SourceProperties};
 
-/// A dma-buf with its layout. Cloning is cheap and shares the same dma-buf; the memory lives
-/// as long as any clone or any import of it.
+/// A dma-buf with its layout — or, for a layout with separate planes, one dma-buf per plane.
+/// Cloning is cheap and shares the same dma-bufs; the memory lives as long as any clone or any
+/// import of it.
 #[derive(Clone)]
 pub struct Buffer {
     inner: Arc<Inner>,
@@ -18,7 +20,8 @@ pub struct Buffer {
 /// The shared part of a buffer. Fields drop in order: the dma-buf is closed before the
 /// device-side object that backs it is released.
 struct Inner {
-    fd: OwnedFd,
+    /// One dma-buf, or one per plane ([`Layout::has_separate_planes`]); never empty.
+    fds: Vec<OwnedFd>,
     layout: Layout,
     source: Arc<SourceChoice>,
     properties: Option<SourceProperties>,
@@ -28,7 +31,7 @@ struct Inner {
 impl fmt::Debug for Buffer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Buffer")
-            .field("fd", &self.inner.fd)
+            .field("fds", &self.inner.fds)
             .field("layout", &self.inner.layout)
             .field("source", &self.inner.source)
             .finish()
@@ -46,19 +49,23 @@ pub enum CpuAccess {
     ReadWrite,
 }
 
-/// A CPU mapping of a whole buffer, bracketed by DMA_BUF_IOCTL_SYNC start/end. It keeps the
-/// buffer alive.
+/// A CPU mapping of a whole buffer (each of its dma-bufs), bracketed by DMA_BUF_IOCTL_SYNC
+/// start/end. It keeps the buffer alive.
 pub struct Mapping {
     buffer: Buffer,
-    region: MmapRegion,
+    /// One region per dma-buf, in the buffer's order.
+    regions: Vec<MmapRegion>,
     access: CpuAccess,
 }
 
 impl fmt::Debug for Mapping {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Mapping")
-            .field("buffer", &self.buffer.inner.fd)
-            .field("len", &self.region.len())
+            .field("buffer", &self.buffer.inner.fds)
+            .field(
+                "lens",
+                &self.regions.iter().map(MmapRegion::len).collect::<Vec<_>>(),
+            )
             .field("access", &self.access)
             .finish()
     }
@@ -184,8 +191,27 @@ impl Buffer {
     /// Wraps a dma-buf with its layout (for buffers cenalloc did not allocate, e.g. a Wayland
     /// client's). Fails with [`crate::Error::NotDmabuf`] if `fd` is not a dma-buf.
     pub fn from_fd(fd: OwnedFd, layout: Layout, source: SourceChoice) -> Result<Buffer> {
-        ensure_dmabuf(&fd, &source.name)?;
-        Ok(Self::assemble(fd, layout, Arc::new(source), None, None))
+        Self::from_fds(vec![fd], layout, source)
+    }
+
+    /// Wraps dma-bufs with their layout: one, or one per plane for a layout with separate
+    /// planes. Fails with [`crate::Error::NotDmabuf`] if an fd is not a dma-buf, and with
+    /// [`crate::Error::InvalidLayout`] if the layout has another number of dma-bufs.
+    pub fn from_fds(fds: Vec<OwnedFd>, layout: Layout, source: SourceChoice) -> Result<Buffer> {
+        if fds.len() != layout.dma_buf_sizes().len() {
+            return Err(Error::InvalidLayout {
+                plane: None,
+                reason: format!(
+                    "{} dma-bufs given for a layout of {}",
+                    fds.len(),
+                    layout.dma_buf_sizes().len()
+                ),
+            });
+        }
+        for fd in &fds {
+            ensure_dmabuf(fd, &source.name)?;
+        }
+        Ok(Self::assemble(fds, layout, Arc::new(source), None, None))
     }
 
     /// Wraps the dma-buf a device exported (by a direct [`crate::Importer::export`] call) as
@@ -200,14 +226,14 @@ impl Buffer {
             layout,
             keepalive,
         } = exported;
-        Self::assemble(fd, layout, Arc::new(source), properties, keepalive)
+        Self::assemble(vec![fd], layout, Arc::new(source), properties, keepalive)
     }
 
     /// A buffer of an fd a memory source or a device's export returned, trusted to be a
     /// dma-buf (or, in host tests, a memfd standing in for one); `source` is shared with the
     /// plan it came from.
     pub(crate) fn assemble(
-        fd: OwnedFd,
+        fds: Vec<OwnedFd>,
         layout: Layout,
         source: Arc<SourceChoice>,
         properties: Option<SourceProperties>,
@@ -215,7 +241,7 @@ impl Buffer {
     ) -> Buffer {
         Buffer {
             inner: Arc::new(Inner {
-                fd,
+                fds,
                 layout,
                 source,
                 properties,
@@ -224,9 +250,27 @@ impl Buffer {
         }
     }
 
-    /// The dma-buf fd (all planes live in this one dma-buf, at their offsets).
+    /// The dma-buf fd: the buffer's only one (all planes at their offsets in it), or, for a
+    /// layout with separate planes, plane 0's ([`Buffer::plane_fd`] gives each plane's).
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.inner.fd.as_fd()
+        self.inner.fds[0].as_fd()
+    }
+
+    /// The dma-buf holding plane `plane` (the same for every plane unless the layout keeps
+    /// planes separate); `None` past the last plane.
+    pub fn plane_fd(&self, plane: usize) -> Option<BorrowedFd<'_>> {
+        if plane >= self.inner.layout.planes().len() {
+            return None;
+        }
+        self.inner
+            .fds
+            .get(self.inner.layout.dma_buf_of_plane(plane))
+            .map(AsFd::as_fd)
+    }
+
+    /// Every dma-buf of the buffer, in order: one, or one per plane.
+    pub fn dma_bufs(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.inner.fds.iter().map(AsFd::as_fd)
     }
 
     /// Planes, strides, offsets, modifier and size.
@@ -261,48 +305,55 @@ impl Buffer {
         Arc::strong_count(&self.inner)
     }
 
-    /// Maps the whole buffer for CPU access. DMA_BUF_IOCTL_SYNC START is issued now and END
-    /// when the mapping is dropped, in the direction `access` says.
+    /// Maps the whole buffer (each of its dma-bufs) for CPU access. DMA_BUF_IOCTL_SYNC START
+    /// is issued now and END when the mapping is dropped, in the direction `access` says.
     pub fn map(&self, access: CpuAccess) -> Result<Mapping> {
-        let size = self.inner.layout.size;
-        let len = usize::try_from(size)
-            .map_err(|_| Error::Overflow(format!("{size} bytes do not fit the address space")))?;
         let writable = access != CpuAccess::Read;
-        let region = MmapRegion::map_shared(self.fd(), len, writable).map_err(|e| {
-            Error::io(
-                format!("mapping {} bytes of {}", len, self.inner.source.name),
-                e,
-            )
-        })?;
+        let mut regions = Vec::with_capacity(self.inner.fds.len());
+        for (fd, &size) in self.dma_bufs().zip(self.inner.layout.dma_buf_sizes()) {
+            let len = usize::try_from(size).map_err(|_| {
+                Error::Overflow(format!("{size} bytes do not fit the address space"))
+            })?;
+            regions.push(MmapRegion::map_shared(fd, len, writable).map_err(|e| {
+                Error::io(
+                    format!("mapping {} bytes of {}", len, self.inner.source.name),
+                    e,
+                )
+            })?);
+        }
         self.sync(sys::SYNC_START | access.sync_direction())?;
         Ok(Mapping {
             buffer: self.clone(),
-            region,
+            regions,
             access,
         })
     }
 
     fn sync(&self, flags: u64) -> Result<()> {
-        match sys::dma_buf_sync(self.fd(), flags) {
-            Ok(()) => Ok(()),
-            // Not a dma-buf (a memfd standing in for one in host tests): nothing to sync.
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) => {
-                log::debug!("DMA_BUF_IOCTL_SYNC unsupported on {:?}: {e}", self.inner.fd);
-                Ok(())
+        for fd in self.dma_bufs() {
+            match sys::dma_buf_sync(fd, flags) {
+                Ok(()) => {}
+                // Not a dma-buf (a memfd standing in for one in host tests): nothing to sync.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOTTY.raw_os_error()) => {
+                    log::debug!("DMA_BUF_IOCTL_SYNC unsupported on {fd:?}: {e}");
+                }
+                Err(e) => return Err(Error::io("DMA_BUF_IOCTL_SYNC", e)),
             }
-            Err(e) => Err(Error::io("DMA_BUF_IOCTL_SYNC", e)),
         }
+        Ok(())
     }
 
     /// Names the dma-buf (shown in /sys/kernel/debug/dma_buf/bufinfo and fdinfo). The
     /// kernel keeps at most 31 bytes; longer names are cut, and so is a name at a NUL.
+    /// With separate planes, every plane's dma-buf gets the name.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        name_dma_buf(self.fd(), name)
+        self.dma_bufs().try_for_each(|fd| name_dma_buf(fd, name))
     }
 
     /// Exports the fences of the buffer as a sync_file (DMA_BUF_IOCTL_EXPORT_SYNC_FILE): for
     /// [`FenceAccess::Read`] it signals when pending writes are done, for `Write` when all
-    /// pending access is done.
+    /// pending access is done. With separate planes, the fences of plane 0's dma-buf (devices
+    /// write every plane of a frame in one job).
     pub fn export_sync_file(&self, access: FenceAccess) -> Result<OwnedFd> {
         sys::dma_buf_export_sync_file(self.fd(), access.flags())
             .map_err(|e| Error::io("DMA_BUF_IOCTL_EXPORT_SYNC_FILE", e))
@@ -310,26 +361,56 @@ impl Buffer {
 
     /// Attaches the fence of `sync_file` to the buffer as a reader's or writer's fence
     /// (DMA_BUF_IOCTL_IMPORT_SYNC_FILE), so implicit-sync users wait for it.
+    /// With separate planes, every plane's dma-buf gets the fence.
     pub fn import_sync_file(&self, access: FenceAccess, sync_file: BorrowedFd<'_>) -> Result<()> {
-        sys::dma_buf_import_sync_file(self.fd(), access.flags(), sync_file)
-            .map_err(|e| Error::io("DMA_BUF_IOCTL_IMPORT_SYNC_FILE", e))
+        self.dma_bufs().try_for_each(|fd| {
+            sys::dma_buf_import_sync_file(fd, access.flags(), sync_file.as_fd())
+                .map_err(|e| Error::io("DMA_BUF_IOCTL_IMPORT_SYNC_FILE", e))
+        })
     }
 }
 
 impl Mapping {
-    /// The mapped bytes.
+    /// The mapped bytes of the buffer's dma-buf (plane 0's, when each plane has its own).
     pub fn as_slice(&self) -> &[u8] {
-        self.region.as_slice()
+        self.regions[0].as_slice()
     }
 
-    /// The mapped bytes, writable. Panics for a [`CpuAccess::Read`] mapping (its pages are
-    /// mapped read-only).
+    /// The mapped bytes, writable, as [`Mapping::as_slice`]. Panics for a
+    /// [`CpuAccess::Read`] mapping (its pages are mapped read-only).
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.assert_writable();
+        self.regions[0].as_mut_slice()
+    }
+
+    /// The bytes of plane `plane` (its rows, `stride` apart), wherever the layout puts it;
+    /// `None` past the last plane.
+    pub fn plane(&self, plane: usize) -> Option<&[u8]> {
+        let (region, range) = self.plane_range(plane)?;
+        self.regions[region].as_slice().get(range)
+    }
+
+    /// The bytes of plane `plane`, writable, as [`Mapping::plane`]. Panics for a
+    /// [`CpuAccess::Read`] mapping.
+    pub fn plane_mut(&mut self, plane: usize) -> Option<&mut [u8]> {
+        self.assert_writable();
+        let (region, range) = self.plane_range(plane)?;
+        self.regions[region].as_mut_slice().get_mut(range)
+    }
+
+    fn plane_range(&self, plane: usize) -> Option<(usize, std::ops::Range<usize>)> {
+        let layout = self.buffer.layout();
+        let p = layout.planes().get(plane)?;
+        let start = usize::try_from(p.offset).ok()?;
+        let end = start.checked_add(usize::try_from(p.size).ok()?)?;
+        Some((layout.dma_buf_of_plane(plane), start..end))
+    }
+
+    fn assert_writable(&self) {
         assert!(
             self.access != CpuAccess::Read,
-            "as_mut_slice on a read-only mapping"
+            "writing through a read-only mapping"
         );
-        self.region.as_mut_slice()
     }
 
     /// The buffer mapped.
@@ -419,7 +500,7 @@ mod tests {
         let buffer = Buffer::from_export(plain, choice(), None);
         assert!(buffer.keepalive().is_none());
         assert!(Buffer::assemble(
-            memfd(4096),
+            vec![memfd(4096)],
             blob_layout(4096),
             Arc::new(choice()),
             None,
@@ -446,7 +527,7 @@ mod tests {
     fn map_write_read_back() {
         let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 8192).unwrap();
-        let b = Buffer::assemble(fd, blob_layout(8192), Arc::new(choice()), None, None);
+        let b = Buffer::assemble(vec![fd], blob_layout(8192), Arc::new(choice()), None, None);
         {
             let mut m = b.map(CpuAccess::Write).unwrap();
             m.as_mut_slice()[4000] = 0xab;

@@ -74,6 +74,9 @@ pub struct Constraints {
     pub prefers_own_memory: bool,
     /// The device needs protected memory.
     pub protected: bool,
+    /// The device takes each plane of a multi-plane image in a dma-buf of its own (a V4L2
+    /// capture queue in a multi-planar format such as `NM12`), not at offsets inside one.
+    pub separate_planes: bool,
     /// Per-plane requirements; empty means none beyond the format's minimum.
     pub planes: Vec<PlaneConstraint>,
 }
@@ -100,6 +103,7 @@ impl Default for Constraints {
             can_export: false,
             prefers_own_memory: false,
             protected: false,
+            separate_planes: false,
             planes: Vec::new(),
         }
     }

@@ -226,6 +226,7 @@ pub(crate) fn compute_layout(
                 .into_iter()
                 .collect(),
                 size: total,
+                dma_buf_sizes: crate::layout::one_dma_buf(total),
             });
         }
         BufferKind::Image {
@@ -303,7 +304,9 @@ pub(crate) fn compute_layout(
         u64::from(c.height_align),
         "padded height",
     )?;
+    let separate = c.separate_planes && info.planes.len() > 1;
     let mut planes = crate::layout::Planes::new();
+    let mut dma_buf_sizes = crate::layout::DmaBufSizes::new();
     let mut end = 0u64;
     // The format table has at most three planes per format.
     for (p, g) in info.planes.iter().enumerate().take(Layout::MAX_PLANES) {
@@ -320,7 +323,8 @@ pub(crate) fn compute_layout(
                 ),
             ));
         }
-        let offset = if p == 0 {
+        // In a dma-buf of its own, every plane starts at the dma-buf's start.
+        let offset = if p == 0 || separate {
             0
         } else {
             align_up(end, c.offset_align, "plane offset")?
@@ -329,17 +333,32 @@ pub(crate) fn compute_layout(
             .checked_mul(g.rows(padded_height))
             .ok_or_else(|| overflow("plane size"))?;
         let size = rows_size.max(c.planes.get(p).map_or(0, |pc| pc.min_size));
-        end = offset
-            .checked_add(size)
-            .ok_or_else(|| overflow("buffer size"))?;
+        if separate {
+            let own = align_up(size, total_align, "plane's dma-buf size")?;
+            check_max_size(own, merged)?;
+            dma_buf_sizes.push(own);
+            end = end
+                .checked_add(own)
+                .ok_or_else(|| overflow("buffer size"))?;
+        } else {
+            end = offset
+                .checked_add(size)
+                .ok_or_else(|| overflow("buffer size"))?;
+        }
         planes.push(PlaneLayout {
             offset,
             stride,
             size,
         });
     }
-    let total = align_up(end, total_align, "buffer size")?;
-    check_max_size(total, merged)?;
+    let total = if separate {
+        end
+    } else {
+        let total = align_up(end, total_align, "buffer size")?;
+        check_max_size(total, merged)?;
+        dma_buf_sizes.push(total);
+        total
+    };
     Ok(Layout {
         fourcc: Some(fourcc),
         width,
@@ -347,6 +366,7 @@ pub(crate) fn compute_layout(
         modifier,
         planes,
         size: total,
+        dma_buf_sizes,
     })
 }
 
@@ -379,13 +399,24 @@ pub(crate) fn check_layout(
             ),
         ));
     }
-    if let Some(max) = c.max_size.filter(|&m| layout.size > m) {
-        return Err((K::MaxSize, format!("size {} exceeds {max}", layout.size)));
+    for &size in layout.dma_buf_sizes() {
+        if let Some(max) = c.max_size.filter(|&m| size > m) {
+            return Err((K::MaxSize, format!("size {size} exceeds {max}")));
+        }
+        if !size.is_multiple_of(c.size_align.max(1)) {
+            return Err((
+                K::Alignment,
+                format!("size {size} is not a multiple of {}", c.size_align),
+            ));
+        }
     }
-    if !layout.size.is_multiple_of(c.size_align.max(1)) {
+    if c.separate_planes && layout.planes.len() > 1 && !layout.has_separate_planes() {
         return Err((
-            K::Alignment,
-            format!("size {} is not a multiple of {}", layout.size, c.size_align),
+            K::Plane,
+            format!(
+                "its {} planes share one dma-buf; it takes each plane in a dma-buf of its own",
+                layout.planes.len()
+            ),
         ));
     }
     if let Some(max) = c.max_width.filter(|&m| layout.width > m) {
@@ -419,7 +450,12 @@ pub(crate) fn check_layout(
             .offset
             .checked_add(pl.size)
             .ok_or_else(|| (K::Plane, format!("plane {p} end overflows")))?;
-        if end > layout.size || pl.offset < prev_end {
+        let (dma_buf_size, after) = if layout.has_separate_planes() {
+            (layout.dma_buf_sizes[p], 0)
+        } else {
+            (layout.size, prev_end)
+        };
+        if end > dma_buf_size || pl.offset < after {
             return Err((
                 K::Plane,
                 format!(

@@ -4,7 +4,8 @@ use crate::{
     BufferKind, ConstraintKind, Constraints, Error, Fourcc, MergedConstraints, Modifier, Result,
 };
 
-/// One plane of a buffer inside its dma-buf.
+/// One plane of a buffer inside its dma-buf (the buffer's only one, or the plane's own when
+/// the layout keeps planes in separate dma-bufs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct PlaneLayout {
@@ -19,8 +20,11 @@ pub struct PlaneLayout {
 /// The planes of a layout: at most [`Layout::MAX_PLANES`].
 pub(crate) type Planes = arrayvec::ArrayVec<PlaneLayout, { Layout::MAX_PLANES }>;
 
-/// The full layout of a buffer: what an importer needs besides the fd. Every plane lies
-/// inside the buffer's size; [`Layout::new`] checks it.
+/// The full layout of a buffer: what an importer needs besides the fds. Usually every plane
+/// lies at its offset inside one dma-buf; a layout made for a device that takes each plane in
+/// a dma-buf of its own ([`crate::Constraints::separate_planes`]) has one dma-buf per plane,
+/// plane `i` in dma-buf `i`. Every plane lies inside its dma-buf; [`Layout::new`] and
+/// [`Layout::new_per_plane`] check it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Layout {
@@ -31,6 +35,16 @@ pub struct Layout {
     pub(crate) modifier: Modifier,
     pub(crate) planes: Planes,
     pub(crate) size: u64,
+    /// The size of each dma-buf: one entry (`size`), or one per plane.
+    pub(crate) dma_buf_sizes: DmaBufSizes,
+}
+
+/// The sizes of a layout's dma-bufs.
+pub(crate) type DmaBufSizes = arrayvec::ArrayVec<u64, { Layout::MAX_PLANES }>;
+
+/// `[size]`: the sizes of a layout with one dma-buf.
+pub(crate) fn one_dma_buf(size: u64) -> DmaBufSizes {
+    [size].into_iter().collect()
 }
 
 #[cfg(feature = "serde")]
@@ -85,7 +99,49 @@ impl Layout {
             modifier,
             planes: planes.iter().copied().collect(),
             size,
+            dma_buf_sizes: one_dma_buf(size),
         })
+    }
+
+    /// An image layout whose plane `i` lies in a dma-buf of its own of `sizes[i]` bytes.
+    /// Fails with [`Error::InvalidLayout`] unless there are 1 to [`Layout::MAX_PLANES`]
+    /// planes, as many sizes, and each plane lies inside its dma-buf.
+    pub fn new_per_plane(
+        fourcc: Fourcc,
+        width: u32,
+        height: u32,
+        modifier: Modifier,
+        planes: &[PlaneLayout],
+        sizes: &[u64],
+    ) -> Result<Layout> {
+        if sizes.len() != planes.len() {
+            return Err(Error::InvalidLayout {
+                plane: None,
+                reason: format!("{} planes but {} dma-buf sizes", planes.len(), sizes.len()),
+            });
+        }
+        let mut total = 0u64;
+        for (i, (p, &size)) in planes.iter().zip(sizes).enumerate() {
+            Layout::new(Some(fourcc), width, height, modifier, &[*p], size).map_err(
+                |e| match e {
+                    Error::InvalidLayout { reason, .. } => Error::InvalidLayout {
+                        plane: Some(i),
+                        reason,
+                    },
+                    e => e,
+                },
+            )?;
+            total = total
+                .checked_add(size)
+                .ok_or_else(|| Error::InvalidLayout {
+                    plane: Some(i),
+                    reason: "the dma-buf sizes overflow".into(),
+                })?;
+        }
+        let mut layout = Layout::new(Some(fourcc), width, height, modifier, planes, u64::MAX)?;
+        layout.size = total;
+        layout.dma_buf_sizes = sizes.iter().copied().collect();
+        Ok(layout)
     }
 
     /// A blob of `size` bytes: one plane without rows, LINEAR.
@@ -103,6 +159,7 @@ impl Layout {
             .into_iter()
             .collect(),
             size,
+            dma_buf_sizes: one_dma_buf(size),
         }
     }
 
@@ -131,9 +188,29 @@ impl Layout {
         &self.planes
     }
 
-    /// Total size of the dma-buf in bytes.
+    /// Total size in bytes: of the dma-buf, or of all of them together when each plane has
+    /// its own.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The size of each dma-buf the buffer consists of: one, or one per plane.
+    pub fn dma_buf_sizes(&self) -> &[u64] {
+        &self.dma_buf_sizes
+    }
+
+    /// True when each plane lies in a dma-buf of its own (and there is more than one plane).
+    pub fn has_separate_planes(&self) -> bool {
+        self.dma_buf_sizes.len() > 1
+    }
+
+    /// Which dma-buf (index into [`Layout::dma_buf_sizes`]) holds plane `plane`.
+    pub fn dma_buf_of_plane(&self, plane: usize) -> usize {
+        if self.has_separate_planes() {
+            plane
+        } else {
+            0
+        }
     }
 
     /// Computes the layout of `kind` that satisfies every merged constraint (alignments,

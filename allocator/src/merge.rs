@@ -31,6 +31,8 @@ pub struct Origins {
     pub contiguous: Option<usize>,
     /// First device that needs protected memory.
     pub protected: Option<usize>,
+    /// First device that needs one dma-buf per plane.
+    pub separate_planes: Option<usize>,
     /// First device with a cache requirement.
     pub cache: Option<usize>,
     /// Per plane: the device that set `exact_stride`.
@@ -254,6 +256,11 @@ pub fn merge<'a>(
             c.contiguous = true;
             o.contiguous = Some(index);
             base_from.push(format!("contiguous memory: required by {name}"));
+        }
+        if d.separate_planes && !c.separate_planes {
+            c.separate_planes = true;
+            o.separate_planes = Some(index);
+            base_from.push(format!("one dma-buf per plane: required by {name}"));
         }
         if d.protected && !c.protected {
             c.protected = true;
@@ -689,6 +696,7 @@ mod tests {
                 can_export: flags.2,
                 prefers_own_memory: flags.2 && !flags.3,
                 protected: flags.3,
+                separate_planes: flags.1 && flags.3,
                 planes: planes
                     .into_iter()
                     .map(|(s, z, e)| PlaneConstraint {

@@ -20,8 +20,8 @@ use crate::{
 };
 
 impl Buffer {
-    /// The buffer as a smithay [`Dmabuf`] (one duplicated fd per plane). Blobs have no format
-    /// and cannot be converted.
+    /// The buffer as a smithay [`Dmabuf`] (one duplicated fd per plane: of the buffer's one
+    /// dma-buf, or of each plane's own). Blobs have no format and cannot be converted.
     pub fn to_dmabuf(&self) -> Result<Dmabuf> {
         let layout = self.layout();
         let fourcc = layout.fourcc.ok_or_else(|| Error::Unsupported {
@@ -48,7 +48,8 @@ impl Buffer {
             let stride =
                 u32::try_from(plane.stride).map_err(|_| too_big("stride", plane.stride))?;
             let fd = self
-                .fd()
+                .plane_fd(idx)
+                .unwrap_or(self.fd())
                 .try_clone_to_owned()
                 .map_err(|e| Error::io("duplicating the dma-buf fd for smithay", e))?;
             if !builder.add_plane(fd, idx as u32, offset, stride) {
@@ -184,5 +185,31 @@ mod tests {
         assert_eq!(system.count(), 1);
         let e = sa.create_buffer(64, 32, SmithayFourcc::Nv12, &[SmithayModifier::from(5u64)]);
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn a_buffer_with_separate_planes_becomes_a_dmabuf_with_an_fd_per_plane() {
+        let system = MockSource::heap("system", HeapClass::System);
+        let a = Allocator::from_sources(vec![system.clone() as Arc<dyn MemorySource>]);
+        let camera = crate::testutil::MockImporter::new(
+            "camera",
+            crate::Constraints {
+                separate_planes: true,
+                ..Default::default()
+            },
+        );
+        let request = crate::BufferRequest::image(64, 32, SmithayFourcc::Nv12, Usage::CAMERA_WRITE);
+        let shared = a
+            .allocate_and_import(&request, &[camera as Arc<dyn Importer>])
+            .unwrap();
+        assert_eq!(system.count(), 2);
+        let d = shared.buffer().to_dmabuf().unwrap();
+        assert_eq!(d.num_planes(), 2);
+        assert_eq!(d.offsets().collect::<Vec<_>>(), [0, 0]);
+        let inode = |fd: std::os::fd::BorrowedFd<'_>| rustix::fs::fstat(fd).unwrap().st_ino;
+        let handles: Vec<_> = d.handles().map(inode).collect();
+        let own: Vec<_> = shared.buffer().dma_bufs().map(inode).collect();
+        assert_eq!(handles, own, "each plane carries its own dma-buf");
+        assert_ne!(handles[0], handles[1]);
     }
 }

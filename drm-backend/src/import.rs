@@ -1,5 +1,6 @@
-//! Importing a cenalloc buffer: PRIME fd → GEM handle (one dma-buf, so one handle for every
-//! plane), then ADDFB2 (with the modifier when it is explicit) → framebuffer on KMS devices.
+//! Importing a cenalloc buffer: PRIME fd → GEM handle for each of its dma-bufs (one handle for
+//! every plane, or one per plane when each plane has a dma-buf of its own), then ADDFB2 (with
+//! the modifier when it is explicit) → framebuffer on KMS devices.
 //!
 //! PRIME returns the same GEM handle each time one dma-buf is imported into one fd, and the
 //! kernel does not count those imports, so the device counts them (`gem_handles.rs`) and
@@ -51,25 +52,30 @@ fn own_handle(buffer: &Buffer, shared: &Arc<Shared>) -> Option<GemHandle> {
     Arc::ptr_eq(&gem.shared, shared).then_some(gem.handle)
 }
 
-/// A buffer imported into a DRM device: its GEM handle and, on KMS devices, a framebuffer.
-/// Dropping it removes the framebuffer and releases the handle.
+/// A buffer imported into a DRM device: a GEM handle per dma-buf and, on KMS devices, a
+/// framebuffer. Dropping it removes the framebuffer and releases the handles.
 pub struct DrmImport {
     shared: Arc<Shared>,
     buffer: Buffer,
-    handle: GemHandle,
+    /// One per dma-buf of the buffer, in its order.
+    handles: Vec<GemHandle>,
     fb: Option<framebuffer::Handle>,
 }
 
-/// One more counted user of the handle of `buffer` on the device's fd: the device's own
-/// handle when it allocated the buffer, else PRIME_FD_TO_HANDLE's.
-fn acquire(shared: &Arc<Shared>, buffer: &Buffer) -> Result<GemHandle, DrmError> {
+/// One more counted user of the handle of `dma_buf` (a dma-buf of `buffer`) on the device's
+/// fd: the device's own handle when it allocated the buffer, else PRIME_FD_TO_HANDLE's.
+fn acquire(
+    shared: &Arc<Shared>,
+    buffer: &Buffer,
+    dma_buf: std::os::fd::BorrowedFd<'_>,
+) -> Result<GemHandle, DrmError> {
     if let Some(handle) = own_handle(buffer, shared) {
         shared.gem.add_user(handle);
         return Ok(handle);
     }
     shared
         .gem
-        .acquire(|| shared.node.prime_fd_to_buffer(buffer.fd()))
+        .acquire(|| shared.node.prime_fd_to_buffer(dma_buf))
         .map_err(|source| DrmError::ImportRefused {
             device: shared.name.clone(),
             step: "PRIME fd to handle",
@@ -81,16 +87,29 @@ impl fmt::Debug for DrmImport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DrmImport")
             .field("device", &self.shared.name)
-            .field("gem_handle", &u32::from(self.handle))
+            .field(
+                "gem_handles",
+                &self
+                    .handles
+                    .iter()
+                    .map(|h| u32::from(*h))
+                    .collect::<Vec<_>>(),
+            )
             .field("framebuffer", &self.fb.map(u32::from))
             .finish()
     }
 }
 
 impl DrmImport {
-    /// The GEM handle of the dma-buf on the device's fd.
+    /// The GEM handle of the buffer's dma-buf on the device's fd (plane 0's when each plane
+    /// has its own; [`DrmImport::gem_handles`] gives them all).
     pub fn gem_handle(&self) -> u32 {
-        u32::from(self.handle)
+        u32::from(self.handles[0])
+    }
+
+    /// The GEM handle of each of the buffer's dma-bufs, in order.
+    pub fn gem_handles(&self) -> Vec<u32> {
+        self.handles.iter().map(|h| u32::from(*h)).collect()
     }
 
     /// The framebuffer, on devices with KMS and for image buffers.
@@ -112,7 +131,9 @@ impl Drop for DrmImport {
                 log::warn!("{}: RMFB {}: {e}", shared.name, u32::from(fb));
             }
         }
-        shared.gem.release(&shared.node, &shared.name, self.handle);
+        for handle in self.handles.drain(..) {
+            shared.gem.release(&shared.node, &shared.name, handle);
+        }
     }
 }
 
@@ -256,14 +277,17 @@ impl DrmDevice {
         if wants_fb {
             self.check_scanout_layout(buffer)?;
         }
-        let handle = acquire(&self.shared, buffer)?;
-        // From here on, the import releases a counted handle if a step fails.
+        // From here on, the import releases the counted handles it holds if a step fails.
         let mut import = DrmImport {
             shared: self.shared.clone(),
             buffer: buffer.clone(),
-            handle,
+            handles: Vec::with_capacity(layout.dma_buf_sizes().len()),
             fb: None,
         };
+        for dma_buf in buffer.dma_bufs() {
+            let handle = acquire(&self.shared, buffer, dma_buf)?;
+            import.handles.push(handle);
+        }
         if let (true, Some(format)) = (wants_fb, layout.fourcc()) {
             let (mut handles, mut pitches, mut offsets, mut modifiers) =
                 ([0u32; 4], [0u32; 4], [0u32; 4], [0u64; 4]);
@@ -272,7 +296,7 @@ impl DrmDevice {
             let explicit =
                 layout.modifier() != Modifier::INVALID && self.probe().caps.addfb2_modifiers;
             for (i, plane) in layout.planes().iter().enumerate().take(4) {
-                handles[i] = u32::from(handle);
+                handles[i] = u32::from(import.handles[layout.dma_buf_of_plane(i)]);
                 // Checked to fit by check_scanout_layout.
                 pitches[i] = plane.stride as u32;
                 offsets[i] = plane.offset as u32;

@@ -162,6 +162,7 @@ fn constraints() -> impl Strategy<Value = Constraints> {
             can_import: d.1 || !d.2,
             can_export: d.2,
             prefers_own_memory: d.2 && d.1,
+            separate_planes: a.3 && !a.4,
             planes,
         })
 }

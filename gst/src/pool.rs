@@ -88,26 +88,40 @@ mod imp {
                 .allocator
                 .allocate(&setup.plan)
                 .map_err(|e| fail(format!("cenalloc allocation failed: {e}")))?;
-            let fd = shared
-                .buffer()
-                .fd()
-                .try_clone_to_owned()
-                .map_err(|e| fail(format!("dup of the dma-buf fd failed: {e}")))?;
+            // One GstMemory per dma-buf: the buffer's one, or one per plane. The video meta's
+            // offsets count from the start of the first memory across all of them.
+            let buffer_of_planes = shared.buffer();
             let layout = setup.plan.layout();
-            let size = usize::try_from(layout.size())
-                .map_err(|_| fail(format!("buffer size {} too large", layout.size())))?;
-            let memory = crate::sys::dmabuf_memory(dmabuf, fd, size)
-                .map_err(|e| fail(format!("wrapping the dma-buf failed: {e}")))?;
+            let mut memories = Vec::new();
+            for (fd, &size) in buffer_of_planes.dma_bufs().zip(layout.dma_buf_sizes()) {
+                let fd = fd
+                    .try_clone_to_owned()
+                    .map_err(|e| fail(format!("dup of the dma-buf fd failed: {e}")))?;
+                let size = usize::try_from(size)
+                    .map_err(|_| fail(format!("buffer size {size} too large")))?;
+                memories.push(
+                    crate::sys::dmabuf_memory(dmabuf, fd, size)
+                        .map_err(|e| fail(format!("wrapping the dma-buf failed: {e}")))?,
+                );
+            }
+            let size = layout.size();
             let mut offsets = Vec::new();
             let mut strides = Vec::new();
-            for plane in layout.planes() {
-                offsets.push(usize::try_from(plane.offset).map_err(|_| gst::FlowError::Error)?);
+            for (i, plane) in layout.planes().iter().enumerate() {
+                let before: u64 = layout.dma_buf_sizes()[..layout.dma_buf_of_plane(i)]
+                    .iter()
+                    .sum();
+                offsets.push(
+                    usize::try_from(before + plane.offset).map_err(|_| gst::FlowError::Error)?,
+                );
                 strides.push(i32::try_from(plane.stride).map_err(|_| gst::FlowError::Error)?);
             }
             let mut buffer = gst::Buffer::new();
             {
                 let buffer = buffer.get_mut().ok_or(gst::FlowError::Error)?;
-                buffer.append_memory(memory);
+                for memory in memories {
+                    buffer.append_memory(memory);
+                }
                 gst_video::VideoMeta::add_full(
                     buffer,
                     gst_video::VideoFrameFlags::empty(),

@@ -1119,3 +1119,129 @@ fn stateless_decoder_refuses_a_p_frame_without_reference_and_a_request_without_i
     }
     assert_eq!(fds::open_fd_count(), fds_before, "fds leaked");
 }
+
+/// vivid-002 (dma-contig, multi-planar API) captures NM12: NV12 with each plane in a buffer of
+/// its own. cenalloc plans one dma-buf per plane (each from CMA: the device is dma-contig),
+/// V4L2 gets one fd per plane, vgem a GEM handle per plane, and vivid's 75% colour bars are
+/// found in both planes through the per-plane CPU mapping.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn vivid_002_captures_nm12_into_one_dma_buf_per_plane() {
+    let _turn = exclusive();
+    let (width, height) = (640u32, 360u32);
+    let fds_before = fds::open_fd_count();
+    {
+        let dev = open("vivid-002-vid-cap");
+        let fmt = dev
+            .set_format(Direction::Capture, PixelFormat::NV12M, width, height)
+            .unwrap();
+        assert_eq!(fmt.pixelformat, PixelFormat::NV12M, "{fmt:?}");
+        assert_eq!(fmt.planes.len(), 2, "NM12 has two memory planes: {fmt:?}");
+        let importer: Arc<dyn Importer> = Arc::new(
+            V4l2Importer::new(dev.clone(), Direction::Capture)
+                .with_pixel_format(PixelFormat::NV12M),
+        );
+        let allocator = Allocator::new();
+        let request = BufferRequest::image(
+            width,
+            height,
+            Fourcc::Nv12,
+            Usage::CAMERA_WRITE | Usage::CPU_READ,
+        );
+        let plan = allocator
+            .plan(&request, std::slice::from_ref(&importer))
+            .unwrap();
+        println!("{:#?}", plan.reasons());
+        let layout = plan.layout().clone();
+        assert!(layout.has_separate_planes(), "{layout:?}");
+        assert_eq!(plan.source().name, "reserved", "dma-contig: CMA per plane");
+        assert!(plan
+            .reasons()
+            .iter()
+            .any(|r| r.starts_with("one dma-buf per plane: required by vivid-002")));
+        assert_eq!(layout.planes()[0].size, u64::from(fmt.planes[0].sizeimage));
+        assert!(layout.planes()[1].size >= u64::from(fmt.planes[1].sizeimage));
+        let buffers: Vec<Buffer> = (0..3)
+            .map(|_| allocator.allocate(&plan).unwrap().buffer().clone())
+            .collect();
+        for b in &buffers {
+            assert_eq!(b.dma_bufs().count(), 2);
+            let inode = |fd| rustix::fs::fstat(fd).unwrap().st_ino;
+            assert_ne!(inode(b.plane_fd(0).unwrap()), inode(b.plane_fd(1).unwrap()));
+        }
+        // A DRM device imports each plane's dma-buf: one GEM handle per plane (vgem: no
+        // KMS, so no framebuffer; no display of the guest scans out NV12).
+        let vgem = cenalloc_vmtests::drm_device("vgem", cenalloc_drm::NodeKind::Card);
+        {
+            let import = vgem.import_buffer(&buffers[0]).unwrap();
+            let handles = import.gem_handles();
+            assert_eq!(handles.len(), 2);
+            assert_ne!(handles[0], handles[1], "{handles:?}");
+        }
+        let mut queue = Queue::new(dev.clone(), Direction::Capture).unwrap();
+        assert_eq!(queue.request_dmabuf(3).unwrap(), 3);
+        for (i, b) in buffers.iter().enumerate() {
+            queue.queue_buffer(i as u32, b, &[]).unwrap();
+        }
+        queue.stream_on().unwrap();
+        let (luma_stride, chroma_stride) = (
+            fmt.planes[0].bytesperline as usize,
+            fmt.planes[1].bytesperline as usize,
+        );
+        for _ in 0..3 {
+            let d = queue.dequeue(TIMEOUT).unwrap().expect("a frame");
+            assert!(!d.is_error());
+            assert_eq!(d.bytesused.len(), 2, "{d:?}");
+            let buffer = d.buffer.expect("the queued cenalloc buffer");
+            {
+                let map = buffer.map(CpuAccess::Read).unwrap();
+                let (luma, chroma) = (map.plane(0).unwrap(), map.plane(1).unwrap());
+                let y = height as usize * 3 / 4;
+                let lumas: Vec<u8> = (0..8)
+                    .map(|bar| luma[y * luma_stride + (2 * bar + 1) * width as usize / 16])
+                    .collect();
+                let expected = [180u8, 162, 131, 112, 84, 65, 35, 16];
+                for (bar, (got, want)) in lumas.iter().zip(expected).enumerate() {
+                    assert!(
+                        got.abs_diff(want) <= 6,
+                        "bar {bar} luma {got}, expected {want}±6 (all: {lumas:?})"
+                    );
+                }
+                // Chroma plane: Cb, Cr pairs for 2×2 pixels. White (128, 128), 75% yellow
+                // (44, 142), green (72, 58).
+                let uv = |x: usize| {
+                    let at = (y / 2) * chroma_stride + (x & !1);
+                    (chroma[at], chroma[at + 1])
+                };
+                for (bar, (u, v)) in [(0usize, (128u8, 128u8)), (1, (44, 142)), (3, (72, 58))] {
+                    let (gu, gv) = uv((2 * bar + 1) * width as usize / 16);
+                    assert!(
+                        gu.abs_diff(u) <= 4 && gv.abs_diff(v) <= 4,
+                        "bar {bar} chroma {gu},{gv}, expected {u},{v}"
+                    );
+                }
+            }
+            queue.queue_buffer(d.index, &buffer, &[]).unwrap();
+        }
+        queue.release().unwrap();
+
+        // A layout whose planes share one dma-buf is refused by the capture queue, saying why.
+        let one = BufferRequest::image(width, height, Fourcc::Nv12, Usage::CAMERA_WRITE);
+        let single = allocator.plan_with_source(&one, &[], "reserved").unwrap();
+        assert!(!single.layout().has_separate_planes());
+        let e = importer
+            .import(allocator.allocate(&single).unwrap().buffer())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Incompatible {
+                    kind: ConstraintKind::Plane,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+    }
+    assert_eq!(fds::open_fd_count(), fds_before, "fds leaked");
+}

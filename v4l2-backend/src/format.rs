@@ -33,6 +33,8 @@ impl PixelFormat {
     pub const YUV420: PixelFormat = PixelFormat::from_chars(b"YU12");
     /// `V4L2_PIX_FMT_NV12`
     pub const NV12: PixelFormat = PixelFormat::from_chars(b"NV12");
+    /// `V4L2_PIX_FMT_NV12M` (`NM12`): NV12 with each plane in a buffer of its own.
+    pub const NV12M: PixelFormat = PixelFormat::from_chars(b"NM12");
     /// `V4L2_PIX_FMT_XBGR32` (`XR24`): B, G, R, X in memory, like DRM XRGB8888.
     pub const XBGR32: PixelFormat = PixelFormat::from_chars(b"XR24");
 }

@@ -25,6 +25,8 @@ pub struct V4l2Importer {
     /// `import` consult them for every buffer.
     formats: std::sync::OnceLock<Vec<crate::device::FormatDesc>>,
     can_export: bool,
+    /// The V4L2 code to use for the DRM format it stands for, over the preferred one.
+    chosen: Option<PixelFormat>,
 }
 
 /// A buffer checked against a V4L2 queue's format; hand it to [`crate::Queue::queue_buffer`]
@@ -73,7 +75,16 @@ impl V4l2Importer {
             can_import,
             can_export,
             formats: std::sync::OnceLock::new(),
+            chosen: None,
         }
+    }
+
+    /// Uses V4L2 code `pixel_format` for the DRM format it stands for, where a DRM format has
+    /// several (NV12 is `NV12` in one buffer or `NM12` with a buffer per plane; by default
+    /// the single-buffer code is used).
+    pub fn with_pixel_format(mut self, pixel_format: PixelFormat) -> Self {
+        self.chosen = Some(pixel_format);
+        self
     }
 
     /// The device.
@@ -99,10 +110,15 @@ impl V4l2Importer {
         }
     }
 
-    /// The V4L2 code the queue would use for DRM `fourcc`: the first equivalent it lists.
+    /// The V4L2 code the queue would use for DRM `fourcc`: the one chosen with
+    /// [`V4l2Importer::with_pixel_format`] if it lists it, else the first equivalent it lists.
     pub fn pixel_format_for(&self, fourcc: cenalloc::Fourcc) -> Result<PixelFormat> {
         let listed = self.formats.get_or_init(|| self.dev.formats(self.dir));
-        drm_to_v4l2(fourcc)
+        let mut codes = drm_to_v4l2(fourcc);
+        if let Some(at) = codes.iter().position(|pf| Some(*pf) == self.chosen) {
+            codes[..=at].rotate_right(1);
+        }
+        codes
             .into_iter()
             .find(|pf| listed.iter().any(|f| f.pixelformat == *pf))
             .ok_or_else(|| {
@@ -205,7 +221,8 @@ impl V4l2Importer {
     /// answer for the same format and size) can take: plane 0's stride is the driver's
     /// bytesperline, colour planes of a single-buffer format lie where V4L2 packs them and the
     /// buffer holds sizeimage, and each memory plane of a multi-buffer format has the driver's
-    /// stride and at least its sizeimage. Says which requirement fails and why.
+    /// stride and at least its sizeimage (in the plane's own dma-buf, or at its offset in the
+    /// buffer's one). Says which requirement fails and why.
     pub fn check_image_layout(
         layout: &Layout,
         fourcc: cenalloc::Fourcc,
@@ -231,6 +248,15 @@ impl V4l2Importer {
             ));
         }
         if f.planes.len() == 1 {
+            if layout.has_separate_planes() {
+                return Err((
+                    ConstraintKind::Plane,
+                    format!(
+                        "its planes lie in separate dma-bufs, but V4L2 {} takes them all in one",
+                        f.pixelformat
+                    ),
+                ));
+            }
             let expected = Self::packed_offsets(fourcc, f);
             for (i, (p, want)) in layout.planes().iter().zip(&expected).enumerate() {
                 if p.offset != *want {
@@ -301,6 +327,10 @@ impl Importer for V4l2Importer {
                 ));
             }
         }
+        // A capture queue writes each memory plane of a multi-buffer format (`NM12`) into
+        // the dma-buf given for it, from its start: it needs one dma-buf per plane. (An
+        // OUTPUT queue also takes the planes at offsets inside one, through data_offset.)
+        let mut separate_planes = false;
         let planes = match request.kind {
             BufferKind::Image {
                 width,
@@ -308,6 +338,7 @@ impl Importer for V4l2Importer {
                 fourcc,
             } => {
                 let f = self.tried(width, height, fourcc)?;
+                separate_planes = f.planes.len() > 1 && self.dir == Direction::Capture;
                 Self::plane_constraints(fourcc, &f)
             }
             BufferKind::Blob { .. } => {
@@ -327,6 +358,7 @@ impl Importer for V4l2Importer {
             modifiers: vec![Modifier::LINEAR],
             can_import: true,
             can_export: self.can_export,
+            separate_planes,
             planes,
             ..Constraints::default()
         })
@@ -376,6 +408,20 @@ impl Importer for V4l2Importer {
                 }
                 Self::check_image_layout(layout, fourcc, &f)
                     .map_err(|(kind, reason)| self.incompatible(kind, reason))?;
+                if f.planes.len() > 1
+                    && self.dir == Direction::Capture
+                    && !layout.has_separate_planes()
+                {
+                    return Err(self.incompatible(
+                        ConstraintKind::Plane,
+                        format!(
+                            "{} has {} memory planes and a capture queue writes each into a \
+                             dma-buf of its own, but the buffer's planes share one",
+                            f.pixelformat,
+                            f.planes.len()
+                        ),
+                    ));
+                }
                 f
             }
             None => {

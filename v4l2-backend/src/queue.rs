@@ -157,9 +157,10 @@ impl Queue {
     /// contiguous for a dma-contig driver ([`ConstraintKind::Contiguous`]), or
     /// [`Error::Import`] with the OS error.
     ///
-    /// All memory planes share the buffer's one dma-buf: a single-buffer format uses it from
-    /// offset 0; a multi-buffer format (`NM12`, ...) points each plane at its layout offset
-    /// through `data_offset`, which V4L2 honours only on output queues.
+    /// A single-buffer format uses the buffer's one dma-buf from offset 0. Each memory plane of
+    /// a multi-buffer format (`NM12`, ...) gets its own dma-buf when the buffer has one per
+    /// plane; otherwise every plane points into the one dma-buf at its layout offset through
+    /// `data_offset`, which V4L2 honours only on output queues.
     pub fn queue_buffer(&mut self, index: u32, buffer: &Buffer, bytesused: &[u32]) -> Result<()> {
         let mut b = self.dmabuf_buffer(index, buffer, bytesused)?;
         self.submit(&mut b, buffer)
@@ -219,35 +220,51 @@ impl Queue {
                 &queried
             }
         };
-        let size = buffer.layout().size();
-        let fd = sys::raw(buffer.fd());
+        let layout = buffer.layout();
         let mut b = sys::BufferWithPlanes::new(self.ty, sys::MEMORY_DMABUF, index);
         b.buf.field = sys::FIELD_NONE;
-        let length = u32::try_from(size).map_err(|_| Error::Overflow(format!("{size} bytes")))?;
+        let length =
+            |size: u64| u32::try_from(size).map_err(|_| Error::Overflow(format!("{size} bytes")));
         if fmt.mplane {
             let n = fmt.planes.len();
-            let layout_planes = &buffer.layout().planes();
-            if n > 1 && self.dir == Direction::Capture {
+            let separate = layout.has_separate_planes();
+            if n > 1 && self.dir == Direction::Capture && !separate {
                 return Err(Error::Incompatible {
                     device: dev.display_name(),
                     kind: ConstraintKind::Plane,
                     reason: format!(
                         "{} has {n} memory planes; capture queues cannot place planes at \
-                         offsets inside one dma-buf",
+                         offsets inside one dma-buf (plan with the queue's importer: it asks \
+                         for one dma-buf per plane)",
                         fmt.pixelformat
                     ),
                 });
             }
+            if separate && layout.planes().len() != n {
+                return Err(Error::Incompatible {
+                    device: dev.display_name(),
+                    kind: ConstraintKind::Plane,
+                    reason: format!(
+                        "{} has {n} memory planes, the buffer {} dma-bufs",
+                        fmt.pixelformat,
+                        layout.dma_buf_sizes().len()
+                    ),
+                });
+            }
             for (i, pf) in fmt.planes.iter().enumerate() {
+                // Plane i's dma-buf: the buffer's one (plane i at its offset, for a
+                // multi-buffer format), or the plane's own (from its start).
+                let dma_buf = layout.dma_buf_of_plane(i);
+                let dma_buf_size = layout.dma_buf_sizes()[dma_buf];
                 let offset = if n > 1 {
-                    layout_planes.get(i).map_or(0, |p| p.offset)
+                    layout.planes().get(i).map_or(0, |p| p.offset)
                 } else {
                     0
                 };
-                let available = size.saturating_sub(offset);
-                check_plane_size(dev, i, available, pf.sizeimage)?;
-                b.set_plane_fd(i, fd);
-                b.planes[i].length = length;
+                let fd = buffer.plane_fd(i).unwrap_or(buffer.fd());
+                check_plane_size(dev, i, dma_buf_size.saturating_sub(offset), pf.sizeimage)?;
+                b.set_plane_fd(i, sys::raw(fd));
+                b.planes[i].length = length(dma_buf_size)?;
                 b.planes[i].data_offset = offset as u32;
                 b.planes[i].bytesused = bytesused.get(i).copied().unwrap_or(0)
                     + if self.dir == Direction::Output {
@@ -258,9 +275,21 @@ impl Queue {
             }
             b.buf.length = n as u32;
         } else {
+            let size = layout.dma_buf_sizes()[0];
+            if layout.has_separate_planes() {
+                return Err(Error::Incompatible {
+                    device: dev.display_name(),
+                    kind: ConstraintKind::Plane,
+                    reason: format!(
+                        "{} on a single-planar queue takes every plane in one dma-buf; the \
+                         buffer has one per plane",
+                        fmt.pixelformat
+                    ),
+                });
+            }
             check_plane_size(dev, 0, size, fmt.planes[0].sizeimage)?;
-            b.set_fd(fd);
-            b.buf.length = length;
+            b.set_fd(sys::raw(buffer.fd()));
+            b.buf.length = length(size)?;
             b.buf.bytesused = bytesused.first().copied().unwrap_or(0);
         }
         Ok(b)

@@ -253,8 +253,11 @@ fn qemu_command(
         "ro".into(),
         format!("init={init}"),
         format!("cenalloc.ctl={ctl_name}"),
-        "vivid.n_devs=2".into(),
-        "vivid.allocators=1,0".into(),
+        // vivid-000: dma-contig; vivid-001: vmalloc; vivid-002: dma-contig, multi-planar
+        // API (formats with a buffer per plane such as NM12).
+        "vivid.n_devs=3".into(),
+        "vivid.allocators=1,0,1".into(),
+        "vivid.multiplanar=1,1,2".into(),
         "vkms.enable_writeback=1".into(),
         "hugepagesz=2M".into(),
         "hugepages=16".into(),

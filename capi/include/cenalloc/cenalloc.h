@@ -201,8 +201,9 @@ int cenalloc_pool_destroy(struct cenalloc_pool *pool);
 int cenalloc_buffer_destroy(struct cenalloc_buffer *buffer);
 
 /*
- The buffer's dma-buf fd for plane `plane` (every plane of a cenalloc buffer lives in one
- dma-buf, at its own offset). The fd stays cenalloc's: never close it; `dup` it to keep it
+ The dma-buf fd holding plane `plane`: the buffer's one dma-buf (every plane at its own
+ offset), or the plane's own when a device needs each plane in a dma-buf of its own (a V4L2
+ capture queue in `NM12`). The fd stays cenalloc's: never close it; `dup` it to keep it
  beyond `cenalloc_buffer_destroy`. Returns the fd, or a negative errno (-EINVAL for a dead
  handle or a plane the buffer does not have).
  */

@@ -98,8 +98,9 @@ pub extern "C" fn cenalloc_buffer_destroy(buffer: *mut cenalloc_buffer) -> c_int
     })
 }
 
-/// The buffer's dma-buf fd for plane `plane` (every plane of a cenalloc buffer lives in one
-/// dma-buf, at its own offset). The fd stays cenalloc's: never close it; `dup` it to keep it
+/// The dma-buf fd holding plane `plane`: the buffer's one dma-buf (every plane at its own
+/// offset), or the plane's own when a device needs each plane in a dma-buf of its own (a V4L2
+/// capture queue in `NM12`). The fd stays cenalloc's: never close it; `dup` it to keep it
 /// beyond `cenalloc_buffer_destroy`. Returns the fd, or a negative errno (-EINVAL for a dead
 /// handle or a plane the buffer does not have).
 #[no_mangle]
@@ -107,7 +108,8 @@ pub extern "C" fn cenalloc_buffer_fd(buffer: *const cenalloc_buffer, plane: u32)
     error::call(|| {
         let buffer = BUFFERS.get(key(buffer))?;
         buffer.plane(plane)?;
-        Ok(buffer.shared().buffer().fd().as_raw_fd())
+        let b = buffer.shared().buffer();
+        Ok(b.plane_fd(plane as usize).unwrap_or(b.fd()).as_raw_fd())
     })
 }
 

@@ -28,7 +28,11 @@ pub fn pattern(n: u32, x: u32, y: u32, width: u32) -> u32 {
     if x >= bar && x < bar + 32 {
         return 0x00ff_ffff;
     }
-    let texture = if (x / 4 + y / 4) % 2 == 0 { 32 } else { 0 };
+    let texture = if (x / 4 + y / 4).is_multiple_of(2) {
+        32
+    } else {
+        0
+    };
     let channel = |v: u32| (v & 0xff).saturating_add(texture).min(0xff);
     let r = channel(x * 255 / width.max(1));
     let g = channel(y * 255 / 480);

@@ -509,7 +509,7 @@ fn create_wl_buffer(
     let params = dmabuf.create_params(qh, ());
     for (i, p) in layout.planes().iter().enumerate() {
         params.add(
-            b.fd(),
+            b.plane_fd(i).unwrap_or(b.fd()),
             i as u32,
             p.offset as u32,
             p.stride as u32,
