@@ -461,6 +461,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_plane_fd_missing_is_an_invalid_layout() {
+        let plane = crate::PlaneLayout {
+            offset: 0,
+            stride: 64,
+            size: 4096,
+        };
+        let layout = Layout::new_per_plane(
+            crate::Fourcc::Nv12,
+            64,
+            64,
+            crate::Modifier::LINEAR,
+            &[plane, plane],
+            &[4096, 4096],
+        )
+        .unwrap();
+        let one = rustix::fs::memfd_create("plane-0", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        match Buffer::from_fds(vec![one], layout, choice()) {
+            Err(Error::InvalidLayout { reason, .. }) => {
+                assert!(reason.contains("1 dma-bufs given for a layout of 2"), "{reason}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
     /// Counts its own drops.
     struct Tracked(Arc<std::sync::atomic::AtomicUsize>);
     impl Drop for Tracked {

@@ -91,6 +91,13 @@ impl BufferObject {
                 "the buffer is already mapped; cenalloc_buffer_unmap it first",
             ));
         }
+        if self.shared().buffer().layout().has_separate_planes() {
+            return Err(CError::new(
+                Errno::NOTSUP,
+                "the buffer keeps each plane in a dma-buf of its own; map each plane's \
+                 cenalloc_buffer_fd(buffer, plane) instead",
+            ));
+        }
         let mut mapping = self.shared().buffer().map(access)?;
         let (ptr, len) = if access == CpuAccess::Read {
             let bytes = mapping.as_slice();

@@ -270,7 +270,8 @@ int cenalloc_buffer_framebuffer(const struct cenalloc_buffer *buffer,
  begins CPU access (DMA_BUF_IOCTL_SYNC start, which waits for devices writing it). Stores
  the address in `*data` and the length in `*length` (the buffer's size). The memory is
  valid until `cenalloc_buffer_unmap` (or destroy). One mapping per buffer at a time:
- -EBUSY if already mapped. Not to be called on one buffer from two threads at once.
+ -EBUSY if already mapped. Not to be called on one buffer from two threads at once. A
+ buffer with a dma-buf per plane is -ENOTSUP: map each plane's fd instead.
 
  # Safety
  `data` and `length` must be NULL (an error) or writable.
