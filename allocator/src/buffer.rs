@@ -480,7 +480,10 @@ mod tests {
         let one = rustix::fs::memfd_create("plane-0", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         match Buffer::from_fds(vec![one], layout, choice()) {
             Err(Error::InvalidLayout { reason, .. }) => {
-                assert!(reason.contains("1 dma-bufs given for a layout of 2"), "{reason}")
+                assert!(
+                    reason.contains("1 dma-bufs given for a layout of 2"),
+                    "{reason}"
+                )
             }
             other => panic!("unexpected {other:?}"),
         }

@@ -333,6 +333,22 @@ pub fn find(driver: &str, kind: NodeKind) -> Option<DrmDevice> {
         .find(|d| d.driver() == driver && d.kind() == kind)
 }
 
+/// Opens the DRM card whose bus id is `bus_id`, as libdrm's `drmOpen(NULL, bus_id)` (and so
+/// kmssink's `bus-id`) finds it: the node's unique name (DRM_IOCTL_GET_UNIQUE: the device's
+/// name, `vkms` for a platform device, `0000:00:02.0` for a PCI one, which libdrm writes
+/// `pci:0000:00:02.0`), compared without regard to case.
+pub fn find_by_bus_id(bus_id: &str) -> Option<DrmDevice> {
+    let wanted = bus_id.to_ascii_lowercase();
+    let wanted = wanted.strip_prefix("pci:").unwrap_or(&wanted);
+    enumerate().into_iter().find(|d| {
+        d.kind() == NodeKind::Card
+            && drm::Device::get_bus_id(d).is_ok_and(|unique| {
+                let unique = unique.to_string_lossy().to_ascii_lowercase();
+                unique.strip_prefix("pci:").unwrap_or(&unique) == wanted
+            })
+    })
+}
+
 /// Opens a display as a user names it: a DRM node path (`/dev/dri/card1`) or a driver name
 /// (`vkms`), whose primary (`cardN`) node is taken. An unknown name is an error that lists the
 /// devices there are.

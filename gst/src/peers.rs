@@ -1,6 +1,7 @@
 //! The devices of the neighbouring elements: the V4L2 producer upstream (the `device` property
 //! of v4l2src or of a V4L2 decoder) and the display downstream (kmssink's open `fd`, else its
-//! `driver-name`). Elements without a device (capsfilter, queue, ...) are walked through.
+//! `driver-name`, else its `bus-id`). Elements without a device (capsfilter, queue, ...) are
+//! walked through.
 
 use gst::prelude::*;
 
@@ -23,7 +24,8 @@ pub struct Producer {
 pub struct Display {
     /// The element's name (`kmssink0`).
     pub element: String,
-    /// A DRM node path (from the element's open fd) or a DRM driver name (`driver-name`).
+    /// A DRM node path (from the element's open fd or its `bus-id`) or a DRM driver name
+    /// (`driver-name`).
     pub device: String,
 }
 
@@ -84,9 +86,18 @@ pub fn display(src: &gst::Pad) -> Result<Option<Display>, String> {
                     device: driver,
                 }));
             }
+            if let Some(bus_id) = string_property(&element, "bus-id") {
+                let dev = cenalloc_drm::device::find_by_bus_id(&bus_id)
+                    .ok_or_else(|| format!("{name}'s bus-id {bus_id:?} names no DRM card"))?;
+                let path = dev.path().map(|p| p.display().to_string());
+                return Ok(Some(Display {
+                    element: name,
+                    device: path.unwrap_or_else(|| dev.driver().to_owned()),
+                }));
+            }
             return Err(format!(
-                "cannot tell which DRM device {name} uses (it has no open fd and no \
-                 driver-name): set its driver-name or cenalloc's downstream-device"
+                "cannot tell which DRM device {name} uses (it has no open fd, no driver-name \
+                 and no bus-id): set one of them or cenalloc's downstream-device"
             ));
         }
         let Some(next) = element.static_pad("src").and_then(|p| peer_element(&p)) else {
@@ -162,6 +173,16 @@ mod tests {
         let err = display(&e[0].static_pad("src").unwrap()).unwrap_err();
         assert!(
             err.contains("kmssink") && err.contains("driver-name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_bus_id_that_names_no_card_is_an_error_naming_it() {
+        let (_pipeline, e) = chain(&[("identity", &[]), ("kmssink", &[("bus-id", "nowhere:0")])]);
+        let err = display(&e[0].static_pad("src").unwrap()).unwrap_err();
+        assert!(
+            err.contains("kmssink") && err.contains("\"nowhere:0\" names no DRM card"),
             "{err}"
         );
     }

@@ -190,6 +190,29 @@ fn gst_scatter_camera_gets_the_system_heap() {
     assert_vkms_showed_cenalloc_buffers(&run, "system", "640x480");
 }
 
+/// kmssink named by its `bus-id` alone (libdrm's unique name of the card, as `drmOpen(NULL,
+/// bus_id)` matches it): the element finds the same display, and the vivid-000 pipeline runs
+/// zero-copy from CMA as with `driver-name`.
+#[test]
+#[ignore = "needs the guest devices: cargo xtask test runs it"]
+fn gst_kmssink_named_by_bus_id() {
+    let vkms = cenalloc_vmtests::drm_device("vkms", cenalloc_drm::NodeKind::Card);
+    let bus_id = drm::Device::get_bus_id(&vkms).expect("DRM_IOCTL_GET_UNIQUE on vkms");
+    let bus_id = bus_id.to_string_lossy().into_owned();
+    assert!(!bus_id.is_empty(), "vkms has no unique name");
+    let found = cenalloc_drm::device::find_by_bus_id(&bus_id).expect("found by its bus id");
+    assert_eq!(found.driver(), "vkms");
+    let pipeline = camera_pipeline("vivid-000", true).replace(
+        "kmssink driver-name=vkms",
+        &format!("kmssink bus-id={bus_id}"),
+    );
+    assert!(pipeline.contains("bus-id="), "{pipeline}");
+    let run = launch(&pipeline);
+    assert!(run.success, "the pipeline failed:\n{}", run.output);
+    assert_eq!(plan_source(&run.output), "reserved");
+    assert_vkms_showed_cenalloc_buffers(&run, "reserved", "640x480");
+}
+
 /// `downstream-device` naming nothing: exit non-zero, an error naming the device, no crash.
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
