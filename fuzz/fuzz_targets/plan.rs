@@ -10,7 +10,8 @@
 //!   smallest one given, the modifiers are accepted by every device (and the request), and
 //!   contiguity, protection and the must-export list follow the devices;
 //! - a computed layout passes `Layout::check` against the merged constraints and against
-//!   every device's own, holds its planes in order inside its size, and its size is a
+//!   every device's own, holds its planes in order inside its size (or, for a device that
+//!   takes planes separately, each plane inside a dma-buf of its own), and its size is a
 //!   multiple of the page size and of the merged size alignment;
 //! - a plan on a memory source: its layout passes every device's check, the source gives what
 //!   the merged constraints need (contiguity, protection, cache policy, address limit), and
@@ -183,6 +184,7 @@ fn constraints(u: &mut Unstructured) -> Result<Constraints> {
         can_export,
         prefers_own_memory: can_export && u.arbitrary()?,
         protected: u.ratio(1, 8)?,
+        separate_planes: u.ratio(1, 4)?,
         planes,
     })
 }
@@ -301,8 +303,31 @@ fn case(u: &mut Unstructured) -> Result<Case> {
     })
 }
 
-/// Layout invariants that hold whatever the constraints.
+/// Layout invariants that hold whatever the constraints: planes in order inside the one
+/// dma-buf, or each inside its own (and then the dma-bufs add up to the size).
 fn check_layout_shape(layout: &Layout) {
+    if layout.has_separate_planes() {
+        assert_eq!(layout.dma_buf_sizes().len(), layout.planes().len(), "{layout:?}");
+        assert_eq!(
+            layout.dma_buf_sizes().iter().sum::<u64>(),
+            layout.size(),
+            "{layout:?}"
+        );
+        for (i, p) in layout.planes().iter().enumerate() {
+            assert_eq!(
+                layout.dma_buf_sizes()[i] % cenalloc::source::page_size(),
+                0,
+                "{layout:?}"
+            );
+            let end = p.offset.checked_add(p.size).expect("plane end fits");
+            assert!(
+                end <= layout.dma_buf_sizes()[i],
+                "plane {i} beyond its dma-buf: {layout:?}"
+            );
+        }
+        return;
+    }
+    assert_eq!(layout.dma_buf_sizes(), [layout.size()], "{layout:?}");
     let mut end = 0;
     for p in layout.planes() {
         assert!(p.offset >= end, "planes overlap: {layout:?}");

@@ -2,9 +2,12 @@
 //! kmssink through the `cenalloc` element (`io-mode=dmabuf-import ! cenalloc`) against
 //! GStreamer's own zero-copy path (`io-mode=dmabuf`, the camera exports and kmssink imports),
 //! at 640x480 and 1920x1080, side by side in one run. Start-up is taken out: each case runs
-//! 20 and 200 buffers and divides the difference by 180. CPU time is the waited-for children's
-//! user + sys ticks of this process (`/proc/self/stat`, 10 ms ticks). `--runs N` repeats and
-//! reports the median ratio; results on stdout and in `gst-bench.json` in `--out DIR`.
+//! 20 buffers and then many (1,000 at 640x480, 200 at 1920x1080) and divides the difference by
+//! the difference in buffers. CPU time is the waited-for children's user + sys ticks of this
+//! process (`/proc/self/stat`, 10 ms ticks): at 640x480 a frame costs about 2 ms, so 200
+//! frames would be some 40 ticks, too few to rank two paths; 1,000 are some 200. `--runs N`
+//! repeats and reports the median ratio; results on stdout and in `gst-bench.json` in
+//! `--out DIR`.
 //!
 //! The plugin is taken from the directory of this program (`libgstcenalloc.so` of a release
 //! build of the workspace).
@@ -14,7 +17,6 @@ use std::process::{Command, ExitCode};
 
 const USAGE: &str = "usage: gst-bench [--runs N] [--out DIR]";
 const SHORT: u32 = 20;
-const LONG: u32 = 200;
 
 /// User + sys ticks of the children this process has waited for.
 fn children_ticks() -> u64 {
@@ -45,12 +47,13 @@ fn pipeline(plugins: &Path, description: &str, buffers: u32) -> Result<u64, Stri
     Ok(children_ticks() - before)
 }
 
-/// CPU milliseconds per frame of `description`, start-up excluded.
-fn per_frame(plugins: &Path, description: &str) -> Result<f64, String> {
+/// CPU milliseconds per frame of `description`, start-up excluded (`buffers` against
+/// [`SHORT`] buffers).
+fn per_frame(plugins: &Path, description: &str, buffers: u32) -> Result<f64, String> {
     let short = pipeline(plugins, description, SHORT)?;
-    let long = pipeline(plugins, description, LONG)?;
+    let long = pipeline(plugins, description, buffers)?;
     // Ticks are 10 ms (USER_HZ 100).
-    Ok(long.saturating_sub(short) as f64 * 10.0 / f64::from(LONG - SHORT))
+    Ok(long.saturating_sub(short) as f64 * 10.0 / f64::from(buffers - SHORT))
 }
 
 fn run(runs: u32, out: &Path) -> Result<(), String> {
@@ -64,7 +67,7 @@ fn run(runs: u32, out: &Path) -> Result<(), String> {
         .output();
     let mut rows = Vec::new();
     println!("gst-launch-1.0 CPU per frame, vivid-001 → kmssink (start-up excluded)");
-    for (w, h) in [(640, 480), (1920, 1080)] {
+    for (w, h, buffers) in [(640, 480, 1000), (1920, 1080, 200)] {
         let caps = format!("video/x-raw,format=BGRx,width={w},height={h}");
         let ours = format!(
             "v4l2src device={node} io-mode=dmabuf-import num-buffers={{N}} ! {caps} ! cenalloc ! kmssink driver-name=vkms"
@@ -74,15 +77,15 @@ fn run(runs: u32, out: &Path) -> Result<(), String> {
         );
         let mut ratios = Vec::new();
         for run in 1..=runs {
-            let cenalloc = per_frame(plugins, &ours)?;
-            let gstreamer = per_frame(plugins, &theirs)?;
+            let cenalloc = per_frame(plugins, &ours, buffers)?;
+            let gstreamer = per_frame(plugins, &theirs, buffers)?;
             let ratio = cenalloc / gstreamer;
             println!(
                 "  {w}x{h} run {run}: cenalloc element {cenalloc:.2} ms, io-mode=dmabuf {gstreamer:.2} ms: {ratio:.3}x"
             );
             ratios.push(ratio);
             rows.push(serde_json::json!({
-                "size": format!("{w}x{h}"), "run": run,
+                "size": format!("{w}x{h}"), "run": run, "buffers": buffers,
                 "cenalloc_ms_per_frame": cenalloc, "dmabuf_ms_per_frame": gstreamer, "ratio": ratio,
             }));
         }

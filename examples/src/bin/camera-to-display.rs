@@ -79,18 +79,9 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             show_count(held.framebuffers)
         );
         let result = if opts.verify {
-            let every = (opts.frames / 4).max(1);
-            let mut verifier = Verifier::new(
-                &allocator,
-                &display,
-                opts.size,
-                opts.snapshots.clone(),
-                every,
-            )?;
+            let mut verifier = Verifier::for_options(&allocator, &display, opts)?;
             let shown = pipeline.run(opts.frames, &mut verifier, opts.stop_camera_after);
-            for p in &verifier.written {
-                println!("snapshot {}", p.display());
-            }
+            verifier.print_snapshots();
             shown.map(|n| {
                 println!(
                     "verified {}/{} frames (24 colour bits per pixel; the X byte of XR24 is undefined)",
@@ -156,18 +147,9 @@ fn run_via(opts: &Options, via: &str) -> Result<bool, PipelineError> {
             println!("camera frame rate: {frames}/{seconds} per second");
         }
         if opts.verify {
-            let every = (opts.frames / 4).max(1);
-            let mut verifier = Verifier::new(
-                &allocator,
-                &display,
-                opts.size,
-                opts.snapshots.clone(),
-                every,
-            )?;
+            let mut verifier = Verifier::for_options(&allocator, &display, opts)?;
             let shown = chain.run(opts.frames, &mut verifier, true)?;
-            for p in &verifier.written {
-                println!("snapshot {}", p.display());
-            }
+            verifier.print_snapshots();
             println!(
                 "converted {}/{shown} frames as {} converts them",
                 chain.conversions_matched,

@@ -134,18 +134,9 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
             pipeline.measure_fidelity();
         }
         let shown = if opts.verify {
-            let every = (opts.frames / 4).max(1);
-            let mut verifier = Verifier::new(
-                &allocator,
-                &display,
-                opts.size,
-                opts.snapshots.clone(),
-                every,
-            )?;
+            let mut verifier = Verifier::for_options(&allocator, &display, opts)?;
             let shown = pipeline.run(&mut verifier);
-            for p in &verifier.written {
-                println!("snapshot {}", p.display());
-            }
+            verifier.print_snapshots();
             let psnr = pipeline.psnr();
             let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
             shown.map(|n| {

@@ -70,6 +70,24 @@ impl Verifier {
         })
     }
 
+    /// The verifier a pipeline program's options ask for: frames of `--size`, and with
+    /// `--snapshots DIR` a snapshot of every quarter of `--frames`.
+    pub fn for_options(
+        allocator: &Allocator,
+        display: &DrmDevice,
+        opts: &crate::pipeline::args::Options,
+    ) -> Result<Verifier, PipelineError> {
+        let every = (opts.frames / 4).max(1);
+        Verifier::new(allocator, display, opts.size, opts.snapshots.clone(), every)
+    }
+
+    /// Prints the path of every snapshot written.
+    pub fn print_snapshots(&self) {
+        for p in &self.written {
+            println!("snapshot {}", p.display());
+        }
+    }
+
     /// Shows `fb` at the size of `frame`, reads the CRTC's output back and compares it with
     /// `frame`.
     pub fn check(
