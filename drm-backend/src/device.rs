@@ -334,18 +334,38 @@ pub fn find(driver: &str, kind: NodeKind) -> Option<DrmDevice> {
 }
 
 /// Opens the DRM card whose bus id is `bus_id`, as libdrm's `drmOpen(NULL, bus_id)` (and so
-/// kmssink's `bus-id`) finds it: the node's unique name (DRM_IOCTL_GET_UNIQUE: the device's
-/// name, `vkms` for a platform device, `0000:00:02.0` for a PCI one, which libdrm writes
-/// `pci:0000:00:02.0`), compared without regard to case.
+/// kmssink's `bus-id`) finds it: compared without regard to case with the card's bus id (see
+/// [`bus_id`]).
 pub fn find_by_bus_id(bus_id: &str) -> Option<DrmDevice> {
     let wanted = bus_id.to_ascii_lowercase();
-    let wanted = wanted.strip_prefix("pci:").unwrap_or(&wanted);
     enumerate().into_iter().find(|d| {
         d.kind() == NodeKind::Card
-            && drm::Device::get_bus_id(d).is_ok_and(|unique| {
-                let unique = unique.to_string_lossy().to_ascii_lowercase();
-                unique.strip_prefix("pci:").unwrap_or(&unique) == wanted
-            })
+            && self::bus_id(d).is_some_and(|unique| unique.to_ascii_lowercase() == wanted)
+    })
+}
+
+/// The card's bus id as libdrm gives it (`drmGetBusid`): the unique name of the device's
+/// master (DRM_IOCTL_GET_UNIQUE; `vkms` for a platform device, `pci:0000:00:02.0` for a PCI
+/// one). The kernel fills it in on the first DRM_IOCTL_SET_VERSION asking for interface 1.1 or
+/// later (`drm_setversion` → `drm_set_busid`); libdrm asks for 1.4 before reading it, and so
+/// does this when it is still empty. `None` when the card has none or will not say.
+pub fn bus_id(dev: &DrmDevice) -> Option<String> {
+    let read = || {
+        drm::Device::get_bus_id(dev)
+            .ok()
+            .map(|u| u.to_string_lossy().into_owned())
+            .filter(|u| !u.is_empty())
+    };
+    read().or_else(|| {
+        let mut version = drm_ffi::drm_set_version {
+            drm_di_major: 1,
+            drm_di_minor: 4,
+            drm_dd_major: -1,
+            drm_dd_minor: -1,
+        };
+        // Needs the device's master: a node another process drives already has its bus id.
+        drm_ffi::set_version(dev.as_fd(), &mut version).ok()?;
+        read()
     })
 }
 

@@ -47,13 +47,22 @@ fuzz_target!(|data: &[u8]| {
         written.extend_from_slice(&f.to_be_bytes());
     }
     assert_eq!(written, data[..HEADER_SIZE]);
-    assert_eq!(frame.data, &data[HEADER_SIZE..HEADER_SIZE + h.size as usize]);
+    assert_eq!(
+        frame.data,
+        &data[HEADER_SIZE..HEADER_SIZE + h.size as usize]
+    );
     let reference = u64::from(h.flags) << 20 | u64::from(h.size);
     let params = h.params(reference);
     assert_eq!(params.len(), PARAMS_SIZE);
-    assert_eq!(u64::from_ne_bytes(params[..8].try_into().unwrap()), reference);
+    assert_eq!(
+        u64::from_ne_bytes(params[..8].try_into().unwrap()),
+        reference
+    );
     for (i, f) in fields[..8].iter().enumerate() {
         let at = 8 + 4 * i;
-        assert_eq!(u32::from_ne_bytes(params[at..at + 4].try_into().unwrap()), *f);
+        assert_eq!(
+            u32::from_ne_bytes(params[at..at + 4].try_into().unwrap()),
+            *f
+        );
     }
 });

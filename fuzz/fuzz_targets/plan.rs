@@ -307,7 +307,11 @@ fn case(u: &mut Unstructured) -> Result<Case> {
 /// dma-buf, or each inside its own (and then the dma-bufs add up to the size).
 fn check_layout_shape(layout: &Layout) {
     if layout.has_separate_planes() {
-        assert_eq!(layout.dma_buf_sizes().len(), layout.planes().len(), "{layout:?}");
+        assert_eq!(
+            layout.dma_buf_sizes().len(),
+            layout.planes().len(),
+            "{layout:?}"
+        );
         assert_eq!(
             layout.dma_buf_sizes().iter().sum::<u64>(),
             layout.size(),

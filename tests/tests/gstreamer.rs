@@ -196,12 +196,18 @@ fn gst_scatter_camera_gets_the_system_heap() {
 #[test]
 #[ignore = "needs the guest devices: cargo xtask test runs it"]
 fn gst_kmssink_named_by_bus_id() {
-    let vkms = cenalloc_vmtests::drm_device("vkms", cenalloc_drm::NodeKind::Card);
-    let bus_id = drm::Device::get_bus_id(&vkms).expect("DRM_IOCTL_GET_UNIQUE on vkms");
-    let bus_id = bus_id.to_string_lossy().into_owned();
-    assert!(!bus_id.is_empty(), "vkms has no unique name");
-    let found = cenalloc_drm::device::find_by_bus_id(&bus_id).expect("found by its bus id");
-    assert_eq!(found.driver(), "vkms");
+    // The nodes are closed again before kmssink runs: it must become the display's master.
+    let bus_id = {
+        let vkms = cenalloc_vmtests::drm_device("vkms", cenalloc_drm::NodeKind::Card);
+        let bus_id = cenalloc_drm::device::bus_id(&vkms).expect("vkms's bus id");
+        assert_eq!(
+            bus_id, "vkms",
+            "the bus id of a platform device is its name"
+        );
+        let found = cenalloc_drm::device::find_by_bus_id(&bus_id).expect("found by its bus id");
+        assert_eq!(found.driver(), "vkms");
+        bus_id
+    };
     let pipeline = camera_pipeline("vivid-000", true).replace(
         "kmssink driver-name=vkms",
         &format!("kmssink bus-id={bus_id}"),
