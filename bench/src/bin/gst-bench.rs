@@ -6,8 +6,9 @@
 //! the difference in buffers. CPU time is the waited-for children's user + sys ticks of this
 //! process (`/proc/self/stat`, 10 ms ticks): at 640x480 a frame costs about 2 ms, so 200
 //! frames would be some 40 ticks, too few to rank two paths; 1,000 are some 200. `--runs N`
-//! repeats and reports the median ratio; results on stdout and in `gst-bench.json` in
-//! `--out DIR`.
+//! repeats and reports the median ratio. The same two pipelines then run once each under
+//! `strace -f -c` (20 and 200 buffers): system calls per frame, a count the emulated CPU does
+//! not blur. Results on stdout and in `gst-bench.json` in `--out DIR`.
 //!
 //! The plugin is taken from the directory of this program (`libgstcenalloc.so` of a release
 //! build of the workspace).
@@ -45,6 +46,53 @@ fn pipeline(plugins: &Path, description: &str, buffers: u32) -> Result<u64, Stri
         ));
     }
     Ok(children_ticks() - before)
+}
+
+/// System calls by name of one `strace -f -c` run of `description` with `buffers` buffers.
+fn syscalls(
+    plugins: &Path,
+    description: &str,
+    buffers: u32,
+) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let description = description.replace("{N}", &buffers.to_string());
+    let summary = std::env::temp_dir().join("gst-bench.strace");
+    let out = Command::new("strace")
+        .args(["-f", "-c", "-o"])
+        .arg(&summary)
+        .arg("gst-launch-1.0")
+        .args(description.split_whitespace())
+        .env("GST_PLUGIN_PATH", plugins)
+        .output()
+        .map_err(|e| format!("strace: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "strace {description} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = std::fs::read_to_string(&summary).map_err(|e| e.to_string())?;
+    // `strace -c`: "% time  seconds  usecs/call  calls  [errors]  syscall" rows; the name is
+    // the last column and the calls the fourth.
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let calls = cols.get(3)?.parse().ok()?;
+            Some((cols.last()?.to_string(), calls))
+        })
+        .collect())
+}
+
+/// (ioctls, all system calls) per frame of `description`, start-up excluded.
+fn syscalls_per_frame(plugins: &Path, description: &str) -> Result<(f64, f64), String> {
+    const LONG: u32 = 200;
+    let short = syscalls(plugins, description, SHORT)?;
+    let long = syscalls(plugins, description, LONG)?;
+    let per_frame = |name: &str| {
+        let (a, b) = (short.get(name).copied(), long.get(name).copied());
+        b.unwrap_or(0).saturating_sub(a.unwrap_or(0)) as f64 / f64::from(LONG - SHORT)
+    };
+    Ok((per_frame("ioctl"), per_frame("total")))
 }
 
 /// CPU milliseconds per frame of `description`, start-up excluded (`buffers` against
@@ -89,6 +137,19 @@ fn run(runs: u32, out: &Path) -> Result<(), String> {
                 "cenalloc_ms_per_frame": cenalloc, "dmabuf_ms_per_frame": gstreamer, "ratio": ratio,
             }));
         }
+        let (our_ioctls, our_calls) = syscalls_per_frame(plugins, &ours)?;
+        let (their_ioctls, their_calls) = syscalls_per_frame(plugins, &theirs)?;
+        println!(
+            "  {w}x{h} system calls per frame (strace -f): cenalloc element {our_ioctls:.1} \
+             ioctl, {our_calls:.1} in all; io-mode=dmabuf {their_ioctls:.1} ioctl, \
+             {their_calls:.1} in all"
+        );
+        rows.push(serde_json::json!({
+            "size": format!("{w}x{h}"), "syscalls_per_frame": {
+                "cenalloc": {"ioctl": our_ioctls, "total": our_calls},
+                "dmabuf": {"ioctl": their_ioctls, "total": their_calls},
+            },
+        }));
         ratios.sort_by(f64::total_cmp);
         let median = ratios[ratios.len() / 2];
         println!(
