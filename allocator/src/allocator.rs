@@ -284,7 +284,7 @@ impl Allocator {
             Some(i) => {
                 let exported = self.export_from(plan, i)?;
                 Buffer::assemble(
-                    vec![exported.fd],
+                    crate::buffer::one(exported.fd),
                     exported.layout,
                     plan.shared_source().clone(),
                     Some(plan.source_properties().clone()),
@@ -306,7 +306,7 @@ impl Allocator {
                     .dma_buf_sizes()
                     .iter()
                     .map(|&size| source.allocate(size))
-                    .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<crate::buffer::DmaBufs>>()?;
                 Buffer::assemble(
                     fds,
                     plan.layout().clone(),

@@ -21,7 +21,7 @@ pub struct Buffer {
 /// device-side object that backs it is released.
 struct Inner {
     /// One dma-buf, or one per plane ([`Layout::has_separate_planes`]); never empty.
-    fds: Vec<OwnedFd>,
+    fds: DmaBufs,
     layout: Layout,
     source: Arc<SourceChoice>,
     properties: Option<SourceProperties>,
@@ -37,6 +37,9 @@ impl fmt::Debug for Buffer {
             .finish()
     }
 }
+
+/// The dma-bufs of a buffer: at most one per plane, so held inline like the layout's planes.
+pub(crate) type DmaBufs = arrayvec::ArrayVec<OwnedFd, { Layout::MAX_PLANES }>;
 
 /// How the CPU will access a mapping (selects the DMA_BUF_IOCTL_SYNC direction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +103,13 @@ impl FenceAccess {
             FenceAccess::ReadWrite => sys::SYNC_READ | sys::SYNC_WRITE,
         }) as u32
     }
+}
+
+/// The dma-bufs of a buffer that has one.
+pub(crate) fn one(fd: OwnedFd) -> DmaBufs {
+    let mut fds = DmaBufs::new();
+    fds.push(fd);
+    fds
 }
 
 /// The room the kernel keeps for a dma-buf's name, its NUL included (DMA_BUF_NAME_LEN).
@@ -211,6 +221,8 @@ impl Buffer {
         for fd in &fds {
             ensure_dmabuf(fd, &source.name)?;
         }
+        // As many as the layout has dma-bufs, so at most one per plane.
+        let fds = fds.into_iter().collect();
         Ok(Self::assemble(fds, layout, Arc::new(source), None, None))
     }
 
@@ -226,14 +238,14 @@ impl Buffer {
             layout,
             keepalive,
         } = exported;
-        Self::assemble(vec![fd], layout, Arc::new(source), properties, keepalive)
+        Self::assemble(one(fd), layout, Arc::new(source), properties, keepalive)
     }
 
     /// A buffer of an fd a memory source or a device's export returned, trusted to be a
     /// dma-buf (or, in host tests, a memfd standing in for one); `source` is shared with the
     /// plan it came from.
     pub(crate) fn assemble(
-        fds: Vec<OwnedFd>,
+        fds: DmaBufs,
         layout: Layout,
         source: Arc<SourceChoice>,
         properties: Option<SourceProperties>,
@@ -528,7 +540,7 @@ mod tests {
         let buffer = Buffer::from_export(plain, choice(), None);
         assert!(buffer.keepalive().is_none());
         assert!(Buffer::assemble(
-            vec![memfd(4096)],
+            one(memfd(4096)),
             blob_layout(4096),
             Arc::new(choice()),
             None,
@@ -555,7 +567,7 @@ mod tests {
     fn map_write_read_back() {
         let fd = rustix::fs::memfd_create("stand-in", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 8192).unwrap();
-        let b = Buffer::assemble(vec![fd], blob_layout(8192), Arc::new(choice()), None, None);
+        let b = Buffer::assemble(one(fd), blob_layout(8192), Arc::new(choice()), None, None);
         {
             let mut m = b.map(CpuAccess::Write).unwrap();
             m.as_mut_slice()[4000] = 0xab;

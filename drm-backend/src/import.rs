@@ -57,8 +57,8 @@ fn own_handle(buffer: &Buffer, shared: &Arc<Shared>) -> Option<GemHandle> {
 pub struct DrmImport {
     shared: Arc<Shared>,
     buffer: Buffer,
-    /// One per dma-buf of the buffer, in its order.
-    handles: Vec<GemHandle>,
+    /// One per dma-buf of the buffer, in its order (at most one per plane).
+    handles: arrayvec::ArrayVec<GemHandle, { cenalloc::Layout::MAX_PLANES }>,
     fb: Option<framebuffer::Handle>,
 }
 
@@ -281,9 +281,10 @@ impl DrmDevice {
         let mut import = DrmImport {
             shared: self.shared.clone(),
             buffer: buffer.clone(),
-            handles: Vec::with_capacity(layout.dma_buf_sizes().len()),
+            handles: arrayvec::ArrayVec::new(),
             fb: None,
         };
+        // A buffer has at most one dma-buf per plane, and a layout at most MAX_PLANES planes.
         for dma_buf in buffer.dma_bufs() {
             let handle = acquire(&self.shared, buffer, dma_buf)?;
             import.handles.push(handle);
