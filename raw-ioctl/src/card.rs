@@ -175,6 +175,14 @@ impl Card {
         }
     }
 
+    /// MAP_DUMB: the offset at which an mmap of this node reaches the GEM object `handle`.
+    /// The kernel answers it for the node's own buffers and refuses it (EINVAL) for a dma-buf
+    /// imported from elsewhere, whose pages only its exporter maps.
+    pub fn dumb_map_offset(&self, handle: GemHandle) -> std::io::Result<u64> {
+        let map = drm_ffi::mode::dumbbuffer::map(self.as_fd(), handle.into(), 0, 0)?;
+        Ok(map.offset)
+    }
+
     /// RMFB and GEM_CLOSE.
     pub fn release(&self, import: Import) -> std::io::Result<()> {
         if let Some(fb) = import.fb {

@@ -1,9 +1,9 @@
 //! The bare kernel calls behind a dma-buf, issued directly: a dma-buf heap allocation
 //! (DMA_HEAP_IOCTL_ALLOC), a udmabuf over a sealed memfd (UDMABUF_CREATE), naming and
 //! mapping a dma-buf (DMA_BUF_SET_NAME, mmap), a DRM node's dumb buffers, PRIME import and
-//! export and framebuffers (CREATE_DUMB, PRIME_HANDLE_TO_FD, PRIME_FD_TO_HANDLE, ADDFB2, RMFB,
-//! GEM_CLOSE), and the V4L2 calls a format check makes (VIDIOC_ENUM_FMT, VIDIOC_TRY_FMT,
-//! VIDIOC_S_CTRL).
+//! export and framebuffers (CREATE_DUMB, MAP_DUMB, PRIME_HANDLE_TO_FD, PRIME_FD_TO_HANDLE,
+//! ADDFB2, RMFB, GEM_CLOSE), and the V4L2 calls a format check makes (VIDIOC_ENUM_FMT,
+//! VIDIOC_TRY_FMT, VIDIOC_S_CTRL).
 //!
 //! Hand-written rather than taken from cenalloc or its backends, and it must stay independent
 //! of `cenalloc`, `cenalloc-drm` and `cenalloc-v4l2`, for its two users:
