@@ -20,7 +20,9 @@ use std::process::ExitCode;
 use cenalloc::Allocator;
 use cenalloc_examples::pipeline::args::{run_main, Options};
 use cenalloc_examples::pipeline::camera::FrameSink;
-use cenalloc_examples::pipeline::decode::{encode_pattern, DecodeToDisplay, ResolutionChange};
+use cenalloc_examples::pipeline::decode::{
+    encode_pattern, DecodeSetup, DecodeToDisplay, ResolutionChange,
+};
 use cenalloc_examples::pipeline::resources::{check_released, Held};
 use cenalloc_examples::pipeline::screen::Screen;
 use cenalloc_examples::pipeline::stateless::StatelessDecodeToDisplay;
@@ -103,31 +105,24 @@ fn run(opts: &Options) -> Result<bool, PipelineError> {
     );
     let extra = opts.extra_usage();
     let outcome = {
+        let setup = DecodeSetup {
+            allocator: &allocator,
+            decoder: decoder.clone(),
+            display: &display,
+            size: opts.size,
+            chunks,
+            buffers: opts.buffers,
+            usage: extra,
+        };
         let mut pipeline = if opts.stateless {
-            let p = StatelessDecodeToDisplay::new(
-                &allocator,
-                decoder.clone(),
-                &display,
-                opts.size,
-                chunks,
-                opts.buffers,
-                extra,
-            )?;
+            let p = StatelessDecodeToDisplay::new(setup)?;
             println!(
                 "stateless: one media request per frame on {}",
                 p.media_device()
             );
             Decoding::Stateless(p)
         } else {
-            Decoding::Stateful(DecodeToDisplay::new(
-                &allocator,
-                decoder.clone(),
-                &display,
-                opts.size,
-                chunks,
-                opts.buffers,
-                extra,
-            )?)
+            Decoding::Stateful(DecodeToDisplay::new(setup)?)
         };
         println!("{}", plan_text(pipeline.plan()));
         if opts.verify {

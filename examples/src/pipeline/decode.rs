@@ -115,6 +115,25 @@ pub fn encode_pattern(
     Ok(chunks)
 }
 
+/// What a decode → display loop starts from, stateful ([`DecodeToDisplay`]) or stateless
+/// ([`crate::pipeline::stateless::StatelessDecodeToDisplay`]).
+pub struct DecodeSetup<'a> {
+    /// The allocator that plans and allocates the frames.
+    pub allocator: &'a Allocator,
+    /// The decoder's video node.
+    pub decoder: Arc<Device>,
+    /// The display the frames are shown on.
+    pub display: &'a DrmDevice,
+    /// The coded frames' width and height.
+    pub size: (u32, u32),
+    /// FWHT frames as vicodec's encoder wrote them, one per chunk.
+    pub chunks: Vec<Vec<u8>>,
+    /// How many frames the decoder and the display share.
+    pub buffers: u32,
+    /// Usage added to the frames' request (e.g. CPU_READ for verification).
+    pub usage: Usage,
+}
+
 /// A stateful decoder and a display sharing a pool of XRGB8888 buffers, planned and allocated
 /// anew when the stream changes resolution.
 pub struct DecodeToDisplay {
@@ -149,19 +168,20 @@ pub struct ResolutionChange {
 }
 
 impl DecodeToDisplay {
-    /// Starts decoding `chunks` on `decoder` (`size` is a hint; the stream decides): queues
-    /// the first, waits for the stream's format, asks for XR24 frames of its size, lets
-    /// cenalloc plan for decoder + display and gives the decoder a pool of `buffers` buffers
-    /// imported into both.
-    pub fn new(
-        allocator: &Allocator,
-        decoder: Arc<Device>,
-        display: &DrmDevice,
-        (width, height): (u32, u32),
-        chunks: Vec<Vec<u8>>,
-        buffers: u32,
-        usage: Usage,
-    ) -> Result<DecodeToDisplay, PipelineError> {
+    /// Starts decoding the setup's chunks on its decoder (`size` is a hint; the stream
+    /// decides): queues the first, waits for the stream's format, asks for XR24 frames of its
+    /// size, lets cenalloc plan for decoder + display and gives the decoder a pool of
+    /// `buffers` buffers imported into both.
+    pub fn new(setup: DecodeSetup<'_>) -> Result<DecodeToDisplay, PipelineError> {
+        let DecodeSetup {
+            allocator,
+            decoder,
+            display,
+            size: (width, height),
+            chunks,
+            buffers,
+            usage,
+        } = setup;
         let first = chunks
             .first()
             .ok_or_else(|| PipelineError::Setup("no bitstream to decode".into()))?;

@@ -5,13 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cenalloc::{Allocator, Buffer, BufferRequest, CpuAccess, Importer, Plan, Usage};
-use cenalloc_drm::DrmDevice;
+use cenalloc::{Buffer, BufferRequest, CpuAccess, Importer, Plan, Usage};
 use cenalloc_v4l2::fwht::Frame;
-use cenalloc_v4l2::{Device, Direction, PixelFormat, StatelessFwhtDecoder, V4l2Importer};
+use cenalloc_v4l2::{Direction, PixelFormat, StatelessFwhtDecoder, V4l2Importer};
 
 use crate::pipeline::camera::FrameSink;
-use crate::pipeline::decode::fidelity;
+use crate::pipeline::decode::{fidelity, DecodeSetup};
 use crate::pipeline::frames::{framebuffer_of, pool_of, SharedFrames};
 use crate::pipeline::PipelineError;
 
@@ -36,19 +35,19 @@ pub struct StatelessDecodeToDisplay {
 }
 
 impl StatelessDecodeToDisplay {
-    /// Opens a stateless session on `decoder` for `chunks` (FWHT frames as vicodec's encoder
-    /// wrote them, all of `size`), lets cenalloc plan for decoder + display and gives the
-    /// decoder `buffers` frames imported into both (at least 2: the frame on screen is the
-    /// next frame's reference).
-    pub fn new(
-        allocator: &Allocator,
-        decoder: Arc<Device>,
-        display: &DrmDevice,
-        size: (u32, u32),
-        chunks: Vec<Vec<u8>>,
-        buffers: u32,
-        usage: Usage,
-    ) -> Result<StatelessDecodeToDisplay, PipelineError> {
+    /// Opens a stateless session on the setup's decoder for its chunks (all of `size`), lets
+    /// cenalloc plan for decoder + display and gives the decoder `buffers` frames imported
+    /// into both (at least 2: the frame on screen is the next frame's reference).
+    pub fn new(setup: DecodeSetup<'_>) -> Result<StatelessDecodeToDisplay, PipelineError> {
+        let DecodeSetup {
+            allocator,
+            decoder,
+            display,
+            size,
+            chunks,
+            buffers,
+            usage,
+        } = setup;
         let mut dec = StatelessFwhtDecoder::new(
             decoder.clone(),
             PixelFormat::XBGR32,
